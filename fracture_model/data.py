@@ -1,0 +1,188 @@
+"""FracAtlas index, the group-aware split, augmentation and the Keras input pipeline.
+
+The split keeps every *group* on one side of train / validation / test. A group joins
+(a) images that ``leakage_groups.csv`` marks as exact or near duplicates and (b) blocks of ten
+neighbouring image IDs (``id // 10``), which are often views of the same patient. Images whose
+original was truncated (a flat grey band, a trivial "not fractured" cue) are dropped.
+The label comes from the folder (``Fractured/`` or ``Non_fractured/``), never from ``dataset.csv``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from fracture_model.imaging import read_radiograph
+from fracture_model.preprocess import preprocess
+
+BODY_PARTS = ("hand", "leg", "hip", "shoulder", "mixed")
+NEIGHBOUR_BLOCK = 10
+SPLITS = ("train", "validation", "test")
+
+
+def _body_part(row: pd.Series) -> str:
+    parts = [part for part in BODY_PARTS if int(row[part]) == 1]
+    return parts[0] if len(parts) == 1 else "mixed"
+
+
+def _union_find_groups(pairs: list[tuple[str, str]], items: list[str]) -> dict[str, str]:
+    parent = {item: item for item in items}
+
+    def find(item: str) -> str:
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    for a, b in pairs:
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    return {item: find(item) for item in items}
+
+
+def load_index(data_dir: Path | str) -> pd.DataFrame:
+    """One row per usable image: path, label, body part, hardware, view, group; truncated images dropped.
+
+    Columns: ``image_id``, ``path`` (relative to ``data_dir/images``), ``fractured`` (0/1 from the folder),
+    ``body_part``, ``hardware`` (0/1), ``group``.
+    """
+    data_dir = Path(data_dir)
+    index = pd.read_csv(data_dir / "image_index.csv")
+    groups = pd.read_csv(data_dir / "leakage_groups.csv")
+    details = pd.read_csv(data_dir / "dataset.csv")
+
+    frame = index[["dst", "truncated"]].rename(columns={"dst": "path"})
+    frame = frame[frame["truncated"] == 0].drop(columns="truncated")
+    frame["image_id"] = frame["path"].str.split("/").str[-1]
+    frame["fractured"] = frame["path"].str.startswith("Fractured/").astype(int)
+    frame = frame.merge(groups[["file", "group_id"]], left_on="path", right_on="file", how="left").drop(columns="file")
+    details = details.assign(body_part=details.apply(_body_part, axis=1))
+    frame = frame.merge(details[["image_id", "body_part", "hardware"]], on="image_id", how="left")
+    frame["hardware"] = frame["hardware"].fillna(0).astype(int)
+    frame["body_part"] = frame["body_part"].fillna("mixed")
+
+    numbers = frame["image_id"].str.extract(r"(\d+)")[0].astype(int)
+    block = "block_" + (numbers // NEIGHBOUR_BLOCK).astype(str)
+    duplicate = frame["group_id"].fillna(frame["image_id"])
+    items = sorted(set(block) | set(duplicate))
+    pairs = list(zip(block, duplicate, strict=True))
+    roots = _union_find_groups(pairs, items)
+    frame["group"] = [roots[b] for b in block]
+    return frame.drop(columns="group_id").sort_values("image_id").reset_index(drop=True)
+
+
+def assign_splits(
+    frame: pd.DataFrame, seed: int, test_fraction: float = 0.2, validation_fraction: float = 0.15
+) -> pd.Series:
+    """Group-aware, label-stratified split into train / validation / test (returns one label per row).
+
+    Uses ``StratifiedGroupKFold`` with 20 folds: the first ``test_fraction * 20`` folds are the test
+    split, the next ``validation_fraction * 20`` validation, the rest training.
+    """
+    folds = 20
+    n_test, n_validation = round(test_fraction * folds), round(validation_fraction * folds)
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    split = pd.Series("train", index=frame.index)
+    for fold, (_, held) in enumerate(splitter.split(frame, frame["fractured"], frame["group"])):
+        if fold < n_test:
+            split.iloc[held] = "test"
+        elif fold < n_test + n_validation:
+            split.iloc[held] = "validation"
+    return split
+
+
+def data_fingerprint(data_dir: Path | str, frame: pd.DataFrame) -> str:
+    """SHA-256 over the index files and the list of images used: recorded in the model card."""
+    data_dir = Path(data_dir)
+    digest = hashlib.sha256()
+    for name in ("image_index.csv", "leakage_groups.csv", "dataset.csv"):
+        digest.update((data_dir / name).read_bytes())
+    digest.update("\n".join(frame["path"]).encode())
+    return digest.hexdigest()
+
+
+def load_inputs(data_dir: Path | str, paths: list[str], image_size: int) -> np.ndarray:
+    """Decode and preprocess images exactly as the app does; returns uint8 (n, size, size, 1) to save memory.
+
+    ``paths`` are relative to ``data_dir/images`` (the ``path`` column of ``load_index``).
+    """
+    images_dir = Path(data_dir) / "images"
+    inputs = np.empty((len(paths), image_size, image_size, 1), dtype=np.uint8)
+    for i, path in enumerate(paths):
+        radiograph = read_radiograph((images_dir / path).read_bytes())
+        inputs[i] = np.round(preprocess(radiograph.pixels, image_size) * 255.0).astype(np.uint8)
+    return inputs
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Anatomy-preserving augmentation of one preprocessed image (float32, (size, size, 1), [0, 1]).
+
+    Horizontal flip (left and right limbs), rotation within 15 degrees, zoom 0.85-1.15, shift within
+    8%, and brightness, contrast and gamma jitter. No vertical flips or shears: bones keep their shape.
+    """
+    import cv2
+
+    size = image.shape[0]
+    plane = image[..., 0]
+    if rng.random() < 0.5:
+        plane = plane[:, ::-1]
+    angle = rng.uniform(-15.0, 15.0)
+    zoom = rng.uniform(0.85, 1.15)
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, zoom)
+    matrix[:, 2] += rng.uniform(-0.08, 0.08, size=2) * size
+    plane = cv2.warpAffine(
+        np.ascontiguousarray(plane), matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0
+    )
+    plane = np.clip(plane, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    plane = (plane - 0.5) * rng.uniform(0.85, 1.15) + 0.5 + rng.uniform(-0.08, 0.08)
+    return np.clip(plane, 0.0, 1.0).astype(np.float32)[..., np.newaxis]
+
+
+class RadiographBatches(keras.utils.PyDataset):
+    """Batches of preprocessed radiographs (uint8 in memory), augmented on the fly when training."""
+
+    def __init__(
+        self,
+        inputs: np.ndarray,
+        labels: np.ndarray,
+        batch_size: int,
+        *,
+        training: bool,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.inputs, self.labels = inputs, labels.astype(np.float32)
+        self.batch_size, self.training = batch_size, training
+        self.rng = np.random.default_rng(seed)
+        self.order = np.arange(len(inputs))
+        if training:
+            self.rng.shuffle(self.order)
+
+    def __len__(self) -> int:
+        return int(np.ceil(len(self.inputs) / self.batch_size))
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images = self.inputs[rows].astype(np.float32) / 255.0
+        if self.training:
+            images = np.stack([augment(image, self.rng) for image in images])
+        return images, self.labels[rows]
+
+    def on_epoch_end(self) -> None:
+        if self.training:
+            self.rng.shuffle(self.order)
+
+
+@dataclass(frozen=True)
+class SplitData:
+    frame: pd.DataFrame
+    inputs: np.ndarray
+    labels: np.ndarray

@@ -1,0 +1,105 @@
+"""Heatmaps of what the network looked at (tf-keras-vis), and their overlay on the radiograph.
+
+The explained score is the model's sigmoid output, P(fractured): ``BinaryScore(True)`` explains the
+"fractured" class (the model card says the positive class is "fractured"). Grad-CAM and Grad-CAM++
+take gradients of the pre-sigmoid logit (``ReplaceToLinear``); Faster-ScoreCAM works on the probability.
+Maps are taken at ``LAST_CONV_LAYER`` itself (after the head's batch-norm and ReLU6), so
+``seek_penultimate_conv_layer=False``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import cv2  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from tf_keras_vis.gradcam import Gradcam  # noqa: E402
+from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus  # noqa: E402
+from tf_keras_vis.scorecam import Scorecam  # noqa: E402
+from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
+from tf_keras_vis.utils.scores import BinaryScore  # noqa: E402
+
+from fracture_model.network import LAST_CONV_LAYER  # noqa: E402
+from fracture_model.preprocess import Letterbox  # noqa: E402
+
+METHODS = ("Grad-CAM", "Grad-CAM++", "Faster-ScoreCAM")
+DEFAULT_METHOD = "Grad-CAM"
+SCORECAM_CHANNELS = 32
+"""Faster-ScoreCAM (max_N): only the channels with the largest activations are scored."""
+
+
+@dataclass(frozen=True)
+class Explanation:
+    method: str
+    heatmap: np.ndarray
+    """Over the original image, float32 in [0, 1], same shape as the radiograph."""
+    input_heatmap: np.ndarray
+    """Over the square network input, float32 in [0, 1]."""
+
+    @property
+    def peak(self) -> tuple[int, int]:
+        """(x, y) of the heatmap's maximum in original-image pixels."""
+        y, x = np.unravel_index(int(np.argmax(self.heatmap)), self.heatmap.shape)
+        return int(x), int(y)
+
+
+class Explainer:
+    """One tf-keras-vis visualiser per method over the same model, built once (cache it)."""
+
+    def __init__(self, model: keras.Model, positive_class: str = "fractured", last_conv_layer: str = LAST_CONV_LAYER):
+        if positive_class != "fractured":
+            raise ValueError(f"the model's output means {positive_class!r}; expected P(fractured)")
+        self.last_conv_layer = last_conv_layer
+        self.scorecam_channels = min(SCORECAM_CHANNELS, int(model.get_layer(last_conv_layer).output.shape[-1]))
+        self.score = BinaryScore(True)
+        self._visualisers = {
+            "Grad-CAM": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
+            "Grad-CAM++": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
+            "Faster-ScoreCAM": Scorecam(model, clone=False),
+        }
+
+    def input_heatmaps(self, batch: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
+        """Heatmaps over the network input for a batch of preprocessed images: (n, size, size) in [0, 1]."""
+        if method not in self._visualisers:
+            raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+        options = {"penultimate_layer": self.last_conv_layer, "seek_penultimate_conv_layer": False}
+        if method == "Faster-ScoreCAM":
+            options |= {"max_N": self.scorecam_channels, "batch_size": self.scorecam_channels}
+        maps = self._visualisers[method](self.score, batch.astype(np.float32), **options)
+        maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
+        return np.clip(maps, 0.0, 1.0)
+
+    def explain(self, network_input: np.ndarray, original_shape: tuple[int, int], method: str = DEFAULT_METHOD) -> Explanation:
+        """Explain one preprocessed image (1, size, size, 1) of a radiograph of ``original_shape``."""
+        input_heatmap = self.input_heatmaps(network_input, method)[0]
+        letterbox = Letterbox(original_shape, network_input.shape[1])
+        heatmap = np.clip(letterbox.crop_to_original(input_heatmap), 0.0, 1.0)
+        return Explanation(method=method, heatmap=heatmap, input_heatmap=input_heatmap)
+
+
+def overlay(pixels: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np.ndarray:
+    """RGB uint8 image: the radiograph with the heatmap (jet colour map) blended in at ``opacity``."""
+    gray = np.clip(pixels * 255.0, 0, 255).astype(np.uint8)
+    base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    colour = cv2.applyColorMap(np.clip(heatmap * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(colour, float(opacity), base, 1.0 - float(opacity), 0.0)
+
+
+def heatmap_image(heatmap: np.ndarray) -> np.ndarray:
+    """The heatmap alone as an RGB uint8 image (jet colour map)."""
+    colour = cv2.applyColorMap(np.clip(heatmap * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
+
+
+def mark_peak(image_rgb: np.ndarray, peak: tuple[int, int]) -> np.ndarray:
+    """A copy of ``image_rgb`` with a white ring and cross at ``peak`` (x, y)."""
+    marked = image_rgb.copy()
+    radius = max(6, min(marked.shape[:2]) // 30)
+    cv2.circle(marked, peak, radius, (255, 255, 255), thickness=max(2, radius // 4), lineType=cv2.LINE_AA)
+    cv2.drawMarker(marked, peak, (255, 255, 255), cv2.MARKER_CROSS, radius, 1, cv2.LINE_AA)
+    return marked

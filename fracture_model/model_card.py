@@ -1,0 +1,30 @@
+"""The model's contract, stored as ``model_card.json`` beside ``fracture_cnn.keras``.
+
+The app reads the input size, preprocessing, class meaning and operating threshold from here and
+never hard-codes them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+MODEL_FILE = "fracture_cnn.keras"
+CARD_FILE = "model_card.json"
+SPLIT_FILE = "split.csv"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "model"
+
+REQUIRED_FIELDS = ("input_size", "preprocessing", "output", "operating_threshold", "positive_class")
+
+
+def read_card(model_dir: Path | str = DEFAULT_MODEL_DIR) -> dict:
+    card = json.loads((Path(model_dir) / CARD_FILE).read_text())
+    missing = [field for field in REQUIRED_FIELDS if field not in card]
+    if missing:
+        raise ValueError(f"model card in {model_dir} lacks {missing}")
+    return card
+
+
+def write_card(model_dir: Path | str, card: dict) -> None:
+    path = Path(model_dir) / CARD_FILE
+    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")

