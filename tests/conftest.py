@@ -66,20 +66,20 @@ def synthetic_radiograph(rng: np.random.Generator, fractured: bool, shape=(96, 8
 
 @pytest.fixture(scope="session")
 def tiny_fracatlas(tmp_path_factory) -> Path:
-    """A FracAtlas-shaped folder of 80 synthetic images (20 fractured), with duplicates, neighbouring
-    IDs and two truncated originals, for exercising training and evaluation end to end."""
+    """A FracAtlas-shaped folder of 80 synthetic images (20 fractured), with a duplicate pair, neighbouring
+    IDs (two per block of ten) and two truncated originals, for exercising training and evaluation."""
     root = tmp_path_factory.mktemp("fracatlas")
     rng = np.random.default_rng(7)
     index, groups, details = [], [], []
     for number in range(80):
         fractured = number % 4 == 0
         folder = "Fractured" if fractured else "Non_fractured"
-        name = f"IMG{number:07d}.jpg"
+        name = f"IMG{number * 5:07d}.jpg"  # two images per block of ten neighbouring IDs
         (root / "images" / folder).mkdir(parents=True, exist_ok=True)
         Image.fromarray(synthetic_radiograph(rng, fractured)).save(root / "images" / folder / name, quality=95)
         path = f"{folder}/{name}"
         index.append({"src": path, "dst": path, "truncated": int(number in (3, 5))})
-        group = f"dup{number // 40}" if number in (1, 41) else f"single_{name[:-4]}"
+        group = "dup_pair" if number in (1, 41) else f"single_{name[:-4]}"
         groups.append({"file": path, "label": folder, "group_id": group})
         part = ("hand", "leg", "hip", "shoulder")[number % 4 if not fractured else (number // 4) % 4]
         details.append({"image_id": name, **{p: int(p == part) for p in ("hand", "leg", "hip", "shoulder")},

@@ -1,0 +1,24 @@
+"""Fracture Lens: read a bone radiograph, see the fracture probability and what the network looked at.
+
+    streamlit run app.py
+"""
+
+import streamlit as st
+
+from pages.shared import CITATION, load_card
+
+st.set_page_config(page_title="Fracture Lens", page_icon=":material/radiology:", layout="wide")
+
+navigation = st.navigation([
+    st.Page("pages/read_xray.py", title="Read an X-ray", icon=":material/radiology:", default=True),
+    st.Page("pages/evaluation.py", title="Model evaluation", icon=":material/analytics:"),
+])
+
+with st.sidebar:
+    st.markdown("## Fracture Lens")
+    st.caption("Decision support, not a diagnosis.")
+    card = load_card()
+    st.caption(f"Model: {card['name']}, {card['input_size']} px input, threshold {card['operating_threshold']:.2f}.")
+    st.caption(CITATION)
+
+navigation.run()

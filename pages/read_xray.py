@@ -1,0 +1,159 @@
+"""Read an X-ray: upload (or pick a sample) -> probability, decision at the operating point, heatmap."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import streamlit as st
+
+from fracture_model.explain import METHODS, heatmap_image, mark_peak, overlay
+from fracture_model.imaging import InputError, Radiograph, looks_like_radiograph, read_radiograph
+from pages.shared import DISCLAIMER, load_card, load_explainer, load_predictor, sample_files, sample_label
+
+log = logging.getLogger("fracture_lens")
+
+THRESHOLD_RULES = {
+    "youden": "the point on the validation ROC curve that maximises sensitivity + specificity (Youden's J)",
+}
+
+
+def _choose_sample(name: str) -> None:
+    st.session_state["source"] = f"sample:{name}"
+
+
+def _input_bytes() -> tuple[str, bytes] | None:
+    """(display name, bytes) of the radiograph to read, or None before anything was chosen.
+
+    The latest action wins: a new upload replaces a sample, a sample button replaces the upload.
+    """
+    uploaded = st.session_state.get("upload")
+    upload_id = uploaded.file_id if uploaded is not None else None
+    if upload_id != st.session_state.get("upload_id"):
+        st.session_state["upload_id"] = upload_id
+        st.session_state["source"] = "upload" if uploaded is not None else ""
+    source = st.session_state.get("source", "")
+    if source.startswith("sample:"):
+        name = source.removeprefix("sample:")
+        path = next((p for p in sample_files() if p.name == name), None)
+        return (f"Sample: {sample_label(path)}", path.read_bytes()) if path else None
+    if source == "upload" and uploaded is not None:
+        return "Your upload", uploaded.getvalue()
+    return None
+
+
+def _threshold_sentence(card: dict) -> str:
+    rule = card.get("operating_threshold_rule", "")
+    how = THRESHOLD_RULES.get(rule, f"the rule '{rule}'")
+    sentence = (
+        f"Decision threshold **{card['operating_threshold']:.2f}**, chosen on the validation split as {how}."
+    )
+    at_threshold = card.get("test", {}).get("at_operating_threshold")
+    if at_threshold:
+        sentence += (
+            f" On the held-out test split this threshold found **{at_threshold['sensitivity']:.0%}** of fractures "
+            f"(sensitivity) and cleared **{at_threshold['specificity']:.0%}** of normal radiographs (specificity)."
+        )
+    return sentence
+
+
+def _decode(data: bytes, window: tuple[float, float] | None) -> Radiograph | None:
+    """Decode, or show the user's problem in one sentence and return None."""
+    try:
+        return read_radiograph(data, window=window)
+    except InputError as error:
+        st.error(str(error))
+    except Exception as error:  # a bug, not the user's fault: no traceback or content in the page or log
+        log.error("unexpected %s while decoding an upload", type(error).__name__)
+        st.error("Sorry, this file could not be read. Please try another PNG, JPEG or DICOM radiograph.")
+    return None
+
+
+def _dicom_window(radiograph: Radiograph, digest: str) -> tuple[float, float] | None:
+    """Window centre/width controls for DICOM; returns the window the user set (None: the file's own)."""
+    if radiograph.source_format != "DICOM" or radiograph.window is None:
+        return None
+    centre, width = radiograph.window
+    with st.expander("DICOM window"):
+        left, right = st.columns(2)
+        new_centre = left.number_input("Window centre", value=float(centre), key=f"centre_{digest}")
+        new_width = right.number_input("Window width", value=float(width), min_value=1.0, key=f"width_{digest}")
+    return None if (new_centre, new_width) == (centre, width) else (new_centre, new_width)
+
+
+def _explanation(radiograph: Radiograph, digest: str, method: str):
+    """The heatmap for this image and method, kept in this session only (never on disk)."""
+    key = (digest, method)
+    cache = st.session_state.setdefault("explanations", {})
+    if key not in cache:
+        cache.clear()  # only the current image's heatmaps are kept
+        predictor, explainer = load_predictor(), load_explainer()
+        cache[key] = explainer.explain(predictor.network_input(radiograph.pixels), radiograph.pixels.shape, method)
+    return cache[key]
+
+
+st.title("Read an X-ray")
+st.info(DISCLAIMER)
+card = load_card()
+
+st.file_uploader(
+    "Drop a bone radiograph here (PNG, JPEG or DICOM)",
+    key="upload",
+    help="DICOM files are recognised by their content, with or without a .dcm extension.",
+)
+st.caption("No radiograph at hand? Load a sample from FracAtlas (test split):")
+for column, path in zip(st.columns(len(sample_files()) or 1), sample_files(), strict=False):
+    column.button(sample_label(path), key=f"sample_{path.stem}", on_click=_choose_sample, args=(path.name,))
+
+chosen = _input_bytes()
+if chosen is None:
+    st.stop()
+name, data = chosen
+digest = hashlib.sha256(data).hexdigest()
+
+radiograph = _decode(data, window=None)
+if radiograph is None:
+    st.stop()
+window = _dicom_window(radiograph, digest)
+if window is not None:
+    radiograph = _decode(data, window=window)
+    if radiograph is None:
+        st.stop()
+    digest = f"{digest}:{window}"
+
+if radiograph.source_format == "DICOM":
+    details = [f"body part: {radiograph.body_part}" if radiograph.body_part else "",
+               f"view: {radiograph.view}" if radiograph.view else ""]
+    st.caption("DICOM " + ", ".join(d for d in details if d))
+
+plausible, reason = looks_like_radiograph(radiograph)
+if not plausible:
+    st.warning(reason)
+    st.image(radiograph.pixels, caption=name, clamp=True)
+    if not st.checkbox("This is a radiograph: score it anyway", key=f"override_{digest}"):
+        st.stop()
+
+prediction = load_predictor().predict(radiograph.pixels)
+left, right = st.columns([1, 2])
+with left:
+    st.metric("Probability of fracture", f"{prediction.probability_fractured:.0%}")
+    if prediction.fractured:
+        st.markdown("### :red-background[Fracture suspected]")
+    else:
+        st.markdown("### :green-background[No fracture detected]")
+with right:
+    st.markdown(_threshold_sentence(card))
+    if not plausible:
+        st.caption("Scored on your request although the image does not look like a radiograph.")
+
+controls = st.columns([2, 1])
+method = controls[0].radio("Heatmap", METHODS, horizontal=True, key="method",
+                           help="What the network looked at when it scored P(fractured).")
+opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
+explanation = _explanation(radiograph, digest, method)
+
+original, blended, heat = st.columns(3)
+original.image(radiograph.pixels, caption=name, clamp=True, width="stretch")
+blended.image(mark_peak(overlay(radiograph.pixels, explanation.heatmap, opacity), explanation.peak),
+              caption=f"{method} over the radiograph (ring: peak)", width="stretch")
+heat.image(heatmap_image(explanation.heatmap), caption=f"{method} alone (red: most influence)", width="stretch")

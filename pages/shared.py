@@ -1,0 +1,66 @@
+"""Cached resources shared by the pages: the model, its explainer and the stored evaluation.
+
+Loaded once per server process (``st.cache_resource``) or per file version (``st.cache_data``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from fracture_model.evaluate import EVALUATION_DIR
+from fracture_model.model_card import DEFAULT_MODEL_DIR, read_card
+
+MODEL_DIR = Path(DEFAULT_MODEL_DIR)
+SAMPLES_DIR = MODEL_DIR.parent / "samples"
+CITATION = (
+    "Sample and evaluation images: FracAtlas, Abedeen et al., *Scientific Data* 10, 521 (2023), "
+    "doi:10.1038/s41597-023-02432-4, CC BY 4.0."
+)
+DISCLAIMER = (
+    "**Decision support, not a diagnosis.** Fracture Lens is a research and teaching tool. "
+    "A clinician reads the radiograph and decides; the model can miss fractures and can flag normal bone."
+)
+
+
+@st.cache_resource(show_spinner="Loading the fracture model ...")
+def load_predictor():
+    from fracture_model.predictor import Predictor
+
+    return Predictor.load(MODEL_DIR)
+
+
+@st.cache_resource(show_spinner="Preparing the heatmap methods ...")
+def load_explainer():
+    from fracture_model.explain import Explainer
+
+    predictor = load_predictor()
+    return Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
+
+
+@st.cache_data
+def load_card() -> dict:
+    return read_card(MODEL_DIR)
+
+
+@st.cache_data
+def load_evaluation() -> tuple[dict, pd.DataFrame]:
+    """The stored test-set metrics and per-image predictions written by ``python -m fracture_model.evaluate``."""
+    folder = MODEL_DIR / EVALUATION_DIR
+    metrics = json.loads((folder / "metrics.json").read_text())
+    predictions = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
+    return metrics, predictions
+
+
+def sample_files() -> list[Path]:
+    return sorted(SAMPLES_DIR.glob("*.jpg")) + sorted(SAMPLES_DIR.glob("*.png")) + sorted(SAMPLES_DIR.glob("*.dcm"))
+
+
+def sample_label(path: Path) -> str:
+    """'hand_fractured_IMG0000019.jpg' -> 'Hand, fractured'."""
+    words = path.stem.rsplit("_", 1)[0].replace("_", " ")
+    part, _, label = words.partition(" ")
+    return f"{part.capitalize()}, {label}"
