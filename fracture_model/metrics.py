@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
@@ -32,6 +33,8 @@ class OperatingPointMetrics:
     false_positives: int
     true_negatives: int
     false_negatives: int
+    sensitivity_ci95: tuple[float, float]
+    specificity_ci95: tuple[float, float]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -39,6 +42,14 @@ class OperatingPointMetrics:
 
 def _ratio(numerator: int, denominator: int) -> float:
     return float(numerator / denominator) if denominator else float("nan")
+
+
+def wilson_interval(successes: int, total: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score confidence interval of a proportion (NaNs when ``total`` is 0)."""
+    if total == 0:
+        return float("nan"), float("nan")
+    interval = binomtest(successes, total).proportion_ci(confidence_level=level, method="wilson")
+    return float(interval.low), float(interval.high)
 
 
 def at_threshold(labels: np.ndarray, probabilities: np.ndarray, threshold: float) -> OperatingPointMetrics:
@@ -59,6 +70,8 @@ def at_threshold(labels: np.ndarray, probabilities: np.ndarray, threshold: float
         false_positives=fp,
         true_negatives=tn,
         false_negatives=fn,
+        sensitivity_ci95=wilson_interval(tp, tp + fn),
+        specificity_ci95=wilson_interval(tn, tn + fp),
     )
 
 

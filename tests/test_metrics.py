@@ -27,6 +27,15 @@ def test_operating_point_matches_scikit_learn(scored):
     assert point.npv == pytest.approx(precision_score(1 - labels, 1 - decisions))
 
 
+def test_wilson_interval_known_answer_and_operating_point_intervals(scored):
+    # 8 of 10: Wilson 95% interval 0.490 to 0.943 (Newcombe 1998, table I method 3)
+    low, high = metrics.wilson_interval(8, 10)
+    assert (low, high) == pytest.approx((0.490, 0.943), abs=1e-3)
+    point = metrics.at_threshold(*scored, 0.5)
+    assert point.sensitivity_ci95[0] < point.sensitivity < point.sensitivity_ci95[1]
+    assert point.specificity_ci95[0] < point.specificity < point.specificity_ci95[1]
+
+
 def test_bootstrap_interval_brackets_the_auc(scored):
     labels, probabilities = scored
     auc, low, high = metrics.bootstrap_roc_auc(labels, probabilities, resamples=300)
