@@ -1,12 +1,9 @@
-"""Tests for `fracture_model.imaging`: every fixture is generated here or ships inside pydicom."""
+"""Tests for `fracture_model.imaging`: every fixture is generated (here or in `tests/bad_inputs.py`) or ships
+inside pydicom."""
 
 from __future__ import annotations
 
-import io
-import re
 import struct
-import zlib
-from collections.abc import Callable
 
 import numpy as np
 import pydicom
@@ -16,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 from pydicom.data import get_testdata_file
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 
 from fracture_model import imaging
@@ -29,84 +26,21 @@ from fracture_model.imaging import (
     looks_like_radiograph,
     read_radiograph,
 )
-
-PLANTED_PATIENT = {
-    "PatientName": "Doe^Jane",
-    "PatientID": "MRN-0042-SECRET",
-    "PatientBirthDate": "19700101",
-}
+from tests.bad_inputs import (
+    BAD_INPUTS,
+    PLANTED_PATIENT,
+    dicom_bytes,
+    dicom_dataset,
+    dicom_image,
+    encode,
+    png_declaring,
+    assert_one_sentence,
+    ramp,
+)
 
 # ----------------------------------------------------------------------------------------------
-# Fixture builders
+# Fixture builders (the shared corpus lives in tests/bad_inputs.py)
 # ----------------------------------------------------------------------------------------------
-
-
-def ramp(height: int = 80, width: int = 96) -> np.ndarray:
-    """An 8-bit diagonal gradient: no two rows or columns alike, so flips and transposes show."""
-    rows, columns = np.mgrid[0:height, 0:width]
-    gradient: np.ndarray = ((rows * 2 + columns) % 256).astype(np.uint8)
-    return gradient
-
-
-def encode(image: Image.Image, image_format: str, **options: object) -> bytes:
-    """Save a Pillow image to bytes."""
-    buffer = io.BytesIO()
-    image.save(buffer, format=image_format, **options)
-    return buffer.getvalue()
-
-
-def png_chunk(kind: bytes, payload: bytes) -> bytes:
-    """One PNG chunk with its CRC."""
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def png_declaring(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header declares width x height 1-bit pixels."""
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + png_chunk(b"IHDR", header)
-        + png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + png_chunk(b"IEND", b"")
-    )
-
-
-def dicom_dataset(
-    pixels: np.ndarray | None,
-    *,
-    photometric: str = "MONOCHROME2",
-    bits_stored: int | None = None,
-    **elements: object,
-) -> Dataset:
-    """A minimal Secondary Capture dataset with planted patient identifiers."""
-    dataset = Dataset()
-    dataset.file_meta = FileMetaDataset()
-    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
-    dataset.SOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
-    dataset.SOPInstanceUID = pydicom.uid.generate_uid()
-    dataset.Modality = "DX"
-    for keyword, value in PLANTED_PATIENT.items():
-        setattr(dataset, keyword, value)
-    if pixels is not None:
-        default_bits = pixels.dtype.itemsize * 8
-        dataset.set_pixel_data(pixels, photometric, bits_stored or default_bits)
-    for keyword, element_value in elements.items():
-        setattr(dataset, keyword, element_value)
-    return dataset
-
-
-def dicom_bytes(dataset: Dataset) -> bytes:
-    """Write a dataset as a DICOM Part 10 file (preamble + DICM)."""
-    buffer = io.BytesIO()
-    dataset.file_meta.MediaStorageSOPClassUID = dataset.SOPClassUID
-    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
-    dataset.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
-
-
-def dicom_image(pixels: np.ndarray, **kwargs: object) -> bytes:
-    """Shorthand: a DICOM file holding `pixels`."""
-    return dicom_bytes(dicom_dataset(pixels, **kwargs))  # type: ignore[arg-type]
 
 
 def shipped(name: str) -> bytes:
@@ -132,16 +66,6 @@ def assert_contract(radiograph: Radiograph) -> None:
     assert not pixels.flags.writeable
 
 
-def assert_one_sentence(message: str) -> None:
-    """A clinician-facing message: one sentence, no stack-trace wording."""
-    assert "Traceback" not in message
-    assert "Error" not in message
-    assert "\n" not in message
-    assert message[0].isupper()
-    assert message.endswith(".")
-    assert re.search(r"[.!?]\s+[A-Z]", message[:-1]) is None, message
-
-
 def refusal(data: bytes, **kwargs: object) -> str:
     """The message of the `InputError` that `data` must raise."""
     with pytest.raises(InputError) as caught:
@@ -156,42 +80,10 @@ def refusal(data: bytes, **kwargs: object) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _animated_gif() -> bytes:
-    frames = [Image.fromarray(ramp()), Image.fromarray(255 - ramp())]
-    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
-
-
-def _animated_png() -> bytes:
-    frames = [Image.fromarray(ramp()), Image.fromarray(255 - ramp())]
-    return encode(frames[0], "PNG", save_all=True, append_images=frames[1:], duration=100)
-
-
-def _multipage_tiff() -> bytes:
-    pages = [Image.fromarray(ramp()) for _ in range(3)]
-    return encode(pages[0], "TIFF", save_all=True, append_images=pages[1:])
-
-
-BAD_INPUTS: dict[str, tuple[Callable[[], bytes], str]] = {
-    "empty": (lambda: b"", "empty"),
-    "text": (lambda: b"Patient seen in clinic, wrist pain after fall.\n" * 20, "not an image"),
-    "pdf renamed png": (lambda: b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\n" * 10, "not an image"),
-    "truncated png": (lambda: encode(Image.fromarray(ramp(256, 256)), "PNG")[:-400], "damaged"),
-    "truncated jpeg": (lambda: encode(Image.fromarray(ramp(256, 256)), "JPEG")[:-600], "damaged"),
-    "1x1 png": (lambda: encode(Image.new("L", (1, 1)), "PNG"), "at least 64"),
-    "20x20 jpeg": (lambda: encode(Image.new("L", (20, 20)), "JPEG"), "at least 64"),
-    "one side too short": (lambda: encode(Image.new("L", (500, MIN_SIDE_PX - 1)), "PNG"), "at least 64"),
-    "bomb 50000x50000": (lambda: png_declaring(50_000, 50_000), "60,000,000"),
-    "bomb just over limit": (lambda: png_declaring(10_000, 7_000), "60,000,000"),
-    "animated gif": (_animated_gif, "2 images"),
-    "animated png": (_animated_png, "2 images"),
-    "multi-page tiff": (_multipage_tiff, "3 images"),
-}
-
-
 @pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_bad_input_is_refused_with_one_clear_sentence(name: str) -> None:
-    make, expected_words = BAD_INPUTS[name]
-    assert expected_words in refusal(make())
+    bad = BAD_INPUTS[name]
+    assert bad.words in refusal(bad.make())
 
 
 def test_size_is_checked_before_any_pixel_is_decoded(monkeypatch: pytest.MonkeyPatch) -> None:

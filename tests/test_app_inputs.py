@@ -1,0 +1,271 @@
+"""Every kind of file a clinician might drop on the page, uploaded through the real file uploader (AppTest).
+
+Bad files get exactly one sentence and the page keeps working; odd but valid files are scored;
+photographs are flagged before any probability is shown; DICOM shows its body part and view, has a
+working window control, and never lets an identifying tag reach the page, the log or the temp folder.
+The corpus is `tests/bad_inputs.py`. Works with whatever model `assets/model/` ships.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.runtime import memory_media_file_storage
+from streamlit.testing.v1 import AppTest
+
+from fracture_model.imaging import read_radiograph
+from tests.bad_inputs import (
+    BAD_INPUTS,
+    CR_WINDOW,
+    EXIF_ROTATED_STORED_SIZE,
+    ODD_BUT_VALID,
+    PLANTED_PATIENT,
+    assert_one_sentence,
+    colour_photograph,
+    cr_radiograph,
+    dicom_bytes,
+    dicom_dataset,
+    document_photograph,
+    find_planted,
+)
+from tests.conftest import REPO
+
+TIMEOUT = 180
+PROBABILITY = "Probability of fracture"
+SHOWN_ATOL = 3 / 255
+
+
+@pytest.fixture
+def app() -> AppTest:
+    return AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+
+
+@pytest.fixture
+def shown_images(monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """file id -> bytes of every image the page hands to Streamlit's (in-memory) media storage."""
+    recorded: dict[str, bytes] = {}
+    original = memory_media_file_storage.MemoryMediaFileStorage.load_and_get_id
+
+    def record(self, path_or_data, mimetype, kind, filename=None):  # type: ignore[no-untyped-def]
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes):
+            recorded[file_id] = path_or_data
+        return file_id
+
+    monkeypatch.setattr(memory_media_file_storage.MemoryMediaFileStorage, "load_and_get_id", record)
+    return recorded
+
+
+def upload(at: AppTest, filename: str, data: bytes, mime: str) -> AppTest:
+    at.get("file_uploader")[0].set_value((filename, data, mime))
+    return at.run()
+
+
+def probability_shown(at: AppTest) -> float | None:
+    metrics = [m for m in at.metric if m.label == PROBABILITY]
+    return float(metrics[0].value.rstrip("%")) / 100 if metrics else None
+
+
+def assert_scored(at: AppTest) -> None:
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    probability = probability_shown(at)
+    assert probability is not None and 0.0 <= probability <= 1.0
+    assert any("Fracture suspected" in m.value or "No fracture detected" in m.value for m in at.markdown)
+
+
+def original_image(at: AppTest, shown: dict[str, bytes], caption: str = "Your upload") -> np.ndarray:
+    """The pixels of the image the page shows under ``caption`` (the radiograph as decoded).
+
+    Streamlit sends arrays as JPEG at quality 100: compare with `SHOWN_ATOL`."""
+    for image in at.get("image"):
+        for url, image_caption in zip(image.value, image.captions, strict=True):
+            if image_caption == caption:
+                file_id = url.rsplit("/", 1)[-1].split(".")[0]
+                return np.asarray(Image.open(io.BytesIO(shown[file_id])))
+    raise AssertionError(f"no image captioned {caption!r}")
+
+
+def page_text(at: AppTest) -> str:
+    """Everything the page sends to the browser, as protobuf text: labels, values, captions, help."""
+    parts: list[str] = []
+
+    def walk(node: object) -> None:
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            parts.append(str(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad files: one sentence, the app keeps serving, the next upload works
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_file_gets_one_sentence_and_the_next_upload_is_scored(app, name, fractured_sample):
+    bad = BAD_INPUTS[name]
+    upload(app, bad.filename, bad.make(), bad.mime)
+    assert not app.exception
+    assert len(app.error) == 1, [e.value for e in app.error]
+    message = app.error[0].value
+    assert_one_sentence(message)
+    assert bad.words in message
+    assert probability_shown(app) is None
+    assert not app.get("image")  # nothing half-decoded is shown
+
+    upload(app, fractured_sample.name, fractured_sample.read_bytes(), "image/jpeg")
+    assert_scored(app)
+
+
+# ----------------------------------------------------------------------------------------------
+# Odd but valid files are read correctly and scored
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(ODD_BUT_VALID))
+def test_odd_but_valid_file_is_scored(app, shown_images, name):
+    make, filename, mime = ODD_BUT_VALID[name]
+    data = make()
+    upload(app, filename, data, mime)
+    assert_scored(app)
+    assert not app.warning  # grayscale content: no "does not look like a radiograph"
+    shown = original_image(app, shown_images)
+    expected = read_radiograph(data).pixels
+    assert shown.shape[:2] == expected.shape
+    np.testing.assert_allclose(shown / 255.0, expected, atol=SHOWN_ATOL)
+
+
+def test_exif_rotation_is_applied_before_scoring(app, shown_images):
+    make, filename, mime = ODD_BUT_VALID["exif-rotated photo"]
+    upload(app, filename, make(), mime)
+    assert_scored(app)
+    stored_width, stored_height = EXIF_ROTATED_STORED_SIZE
+    assert original_image(app, shown_images).shape[:2] == (stored_width, stored_height)  # shown upright
+
+
+# ----------------------------------------------------------------------------------------------
+# A photograph is not a radiograph: say so, and how sure, before any probability
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make", [colour_photograph, document_photograph], ids=["cat", "document"])
+def test_photograph_is_flagged_and_scored_only_on_request(app, make):
+    upload(app, "IMG_0042.jpg", make(), "image/jpeg")
+    assert not app.exception and not app.error
+    assert len(app.warning) == 1
+    warning = app.warning[0].value
+    assert "photograph" in warning and "colourfulness" in warning and "very likely" in warning
+    assert_one_sentence(warning)
+    assert probability_shown(app) is None
+    assert not any("Fracture suspected" in m.value or "No fracture detected" in m.value for m in app.markdown)
+
+    override = [c for c in app.checkbox if c.label.startswith("This is a radiograph")]
+    assert len(override) == 1 and override[0].value is False
+    override[0].check().run()
+    assert_scored(app)
+    assert any("Scored on your request" in c.value for c in app.caption)
+
+
+# ----------------------------------------------------------------------------------------------
+# DICOM as a CR reader sends it
+# ----------------------------------------------------------------------------------------------
+
+
+def test_dicom_cr_without_extension_shows_body_part_view_probability_and_window(app, shown_images):
+    data = cr_radiograph()
+    upload(app, "IM000123", data, "application/octet-stream")  # no .dcm, as PACS exports often are
+    assert_scored(app)
+    assert any("body part: WRIST" in c.value and "view: PA" in c.value for c in app.caption)
+
+    default = original_image(app, shown_images)
+    np.testing.assert_allclose(default / 255.0, read_radiograph(data).pixels, atol=SHOWN_ATOL)
+    middle, edge = default[:, default.shape[1] // 2].mean(), default[:, :10].mean()
+    assert middle > edge + 60  # MONOCHROME1 inverted: bone (stored low) shows bright
+
+    centre = next(n for n in app.number_input if n.label == "Window centre")
+    width = next(n for n in app.number_input if n.label == "Window width")
+    assert (centre.value, width.value) == CR_WINDOW
+    width.set_value(1000.0).run()
+    assert_scored(app)
+    narrow = original_image(app, shown_images)
+    expected = read_radiograph(data, window=(CR_WINDOW[0], 1000.0)).pixels
+    np.testing.assert_allclose(narrow / 255.0, expected, atol=SHOWN_ATOL)
+    assert narrow.std() > default.std()  # a narrower window means more contrast
+
+
+# ----------------------------------------------------------------------------------------------
+# Privacy: nothing identifying reaches the page, the log or the temp folder
+# ----------------------------------------------------------------------------------------------
+
+
+def _files_written_since(folder: Path, since: float) -> list[Path]:
+    found = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            try:
+                if path.is_file() and path.stat().st_mtime >= since:
+                    found.append(path)
+            except OSError:  # vanished while we looked (other processes use the temp folder too)
+                continue
+    return found
+
+
+def _planted_in_files(paths: list[Path]) -> dict[str, list[str]]:
+    hits = {}
+    for path in paths:
+        try:
+            text = path.read_bytes()[:50_000_000].decode("latin-1")
+        except OSError:
+            continue
+        if found := find_planted(text):
+            hits[str(path)] = found
+    return hits
+
+
+def test_dicom_identifiers_never_reach_page_log_or_temp_folder(
+    app, shown_images, caplog, capfd, monkeypatch, tmp_path
+):
+    system_temp = Path(tempfile.gettempdir())
+    private_temp = tmp_path / "tmp"
+    private_temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() now answers private_temp
+    assert tempfile.gettempdir() == str(private_temp)
+    caplog.set_level(logging.DEBUG)  # everything any logger would write, not only warnings
+    started = time.time() - 1
+
+    data = cr_radiograph(1024, 768)  # 1.5 MB: large enough that a spooling parser would use a file
+    assert all(value.encode() in data for value in PLANTED_PATIENT.values())
+    upload(app, "IM000124", data, "application/octet-stream")
+    assert_scored(app)
+    next(n for n in app.number_input if n.label == "Window width").set_value(900.0).run()
+    assert_scored(app)
+    app.radio(key="method").set_value("Grad-CAM++").run()
+    assert_scored(app)
+    no_image = dicom_dataset(None, Modality="SR")  # a structured report: refused, by class not by name
+    upload(app, "IM000125", dicom_bytes(no_image), "application/octet-stream")
+    assert len(app.error) == 1 and "holds no image" in app.error[0].value
+
+    assert find_planted(page_text(app)) == []
+    assert find_planted(repr(app)) == []
+    assert find_planted("\n".join(record.getMessage() for record in caplog.records)) == []
+    printed = capfd.readouterr()
+    assert find_planted(printed.out + printed.err) == []
+    for image in shown_images.values():  # PNG pixels, but check their metadata chunks too
+        assert find_planted(image.decode("latin-1")) == []
+    assert list(private_temp.rglob("*")) == []  # nothing written through tempfile at all
+    assert _planted_in_files(_files_written_since(system_temp, started)) == {}
