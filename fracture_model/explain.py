@@ -3,6 +3,10 @@
 The explained score is the model's sigmoid output, P(fractured): ``BinaryScore(True)`` explains the
 "fractured" class (the model card says the positive class is "fractured"). Grad-CAM and Grad-CAM++
 take gradients of the pre-sigmoid logit (``ReplaceToLinear``); Faster-ScoreCAM works on the probability.
+tf-keras-vis' ScoreCAM passes the model's output through a softmax, which turns a single sigmoid unit
+into a constant 1 (the map would then ignore the classifier entirely): ScoreCAM is therefore given the
+same network with two outputs, log P(not fractured) and log P(fractured), whose softmax is exactly
+(1 - P, P), and scores index 1.
 Maps are taken at ``LAST_CONV_LAYER`` itself (after the head's batch-norm and ReLU6), so
 ``seek_penultimate_conv_layer=False``.
 """
@@ -21,7 +25,7 @@ from tf_keras_vis.gradcam import Gradcam  # noqa: E402
 from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus  # noqa: E402
 from tf_keras_vis.scorecam import Scorecam  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
-from tf_keras_vis.utils.scores import BinaryScore  # noqa: E402
+from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore  # noqa: E402
 
 from fracture_model.network import LAST_CONV_LAYER  # noqa: E402
 from fracture_model.preprocess import Letterbox  # noqa: E402
@@ -47,6 +51,19 @@ class Explanation:
         return int(x), int(y)
 
 
+class _TwoClassLogProbabilities(keras.layers.Layer):
+    """P(fractured) -> [log(1 - P), log P]: softmax of it gives back (1 - P, P)."""
+
+    def call(self, probability):
+        probability = keras.ops.clip(probability, 1e-7, 1.0 - 1e-7)
+        return keras.ops.concatenate([keras.ops.log1p(-probability), keras.ops.log(probability)], axis=-1)
+
+
+def two_class_model(model: keras.Model) -> keras.Model:
+    """The same network (shared layers and weights) with outputs [log P(not fractured), log P(fractured)]."""
+    return keras.Model(model.inputs, _TwoClassLogProbabilities(name="two_class_log_probabilities")(model.outputs[0]))
+
+
 class Explainer:
     """One tf-keras-vis visualiser per method over the same model, built once (cache it)."""
 
@@ -56,10 +73,11 @@ class Explainer:
         self.last_conv_layer = last_conv_layer
         self.scorecam_channels = min(SCORECAM_CHANNELS, int(model.get_layer(last_conv_layer).output.shape[-1]))
         self.score = BinaryScore(True)
+        self.scorecam_score = CategoricalScore(1)  # index 1 of two_class_model's output: P(fractured)
         self._visualisers = {
             "Grad-CAM": Gradcam(model, model_modifier=ReplaceToLinear(), clone=True),
             "Grad-CAM++": GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True),
-            "Faster-ScoreCAM": Scorecam(model, clone=False),
+            "Faster-ScoreCAM": Scorecam(two_class_model(model), clone=False),
         }
 
     def input_heatmaps(self, batch: np.ndarray, method: str = DEFAULT_METHOD) -> np.ndarray:
@@ -69,7 +87,8 @@ class Explainer:
         options = {"penultimate_layer": self.last_conv_layer, "seek_penultimate_conv_layer": False}
         if method == "Faster-ScoreCAM":
             options |= {"max_N": self.scorecam_channels, "batch_size": self.scorecam_channels}
-        maps = self._visualisers[method](self.score, batch.astype(np.float32), **options)
+        score = self.scorecam_score if method == "Faster-ScoreCAM" else self.score
+        maps = self._visualisers[method](score, batch.astype(np.float32), **options)
         maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
         return np.clip(maps, 0.0, 1.0)
 
