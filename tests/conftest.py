@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -52,31 +53,50 @@ def fracatlas_dir() -> Path:
     return FRACATLAS
 
 
-def synthetic_radiograph(rng: np.random.Generator, fractured: bool, shape=(96, 80)) -> np.ndarray:
-    """A dark image with a bright 'bone' bar; fractured ones have a dark gap (a 'fracture line') in it."""
+def synthetic_fracture(
+    rng: np.random.Generator, fractured: bool, shape=(96, 80)
+) -> tuple[np.ndarray, list[float] | None]:
+    """A dark image with a bright 'bone' bar; fractured ones have a dark gap (a 'fracture line') in it.
+
+    Returns the image and the fracture line's COCO box [left, top, width, height] (None when not fractured).
+    """
     image = rng.normal(20, 5, shape)
     top, bottom = shape[0] // 6, shape[0] - shape[0] // 6
     left = shape[1] // 2 - 8
     image[top:bottom, left : left + 16] = rng.normal(180, 10, (bottom - top, 16))
+    box = None
     if fractured:
         row = int(rng.integers(top + 10, bottom - 10))
         image[row : row + 4, left : left + 16] = 30
-    return np.clip(image, 0, 255).astype(np.uint8)
+        box = [float(left), float(row), 16.0, 4.0]
+    return np.clip(image, 0, 255).astype(np.uint8), box
+
+
+def synthetic_radiograph(rng: np.random.Generator, fractured: bool, shape=(96, 80)) -> np.ndarray:
+    """A dark image with a bright 'bone' bar; fractured ones have a dark gap (a 'fracture line') in it."""
+    return synthetic_fracture(rng, fractured, shape)[0]
 
 
 @pytest.fixture(scope="session")
 def tiny_fracatlas(tmp_path_factory) -> Path:
     """A FracAtlas-shaped folder of 80 synthetic images (20 fractured), with a duplicate pair, neighbouring
-    IDs (two per block of ten) and two truncated originals, for exercising training and evaluation."""
+    IDs (two per block of ten), two truncated originals and a COCO box around each fracture line
+    (``annotations/coco_fractures.json``), for exercising training, evaluation and localisation."""
     root = tmp_path_factory.mktemp("fracatlas")
     rng = np.random.default_rng(7)
     index, groups, details = [], [], []
+    coco = {"images": [], "annotations": [], "categories": [{"id": 0, "name": "fractured"}]}
     for number in range(80):
         fractured = number % 4 == 0
         folder = "Fractured" if fractured else "Non_fractured"
         name = f"IMG{number * 5:07d}.jpg"  # two images per block of ten neighbouring IDs
         (root / "images" / folder).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(synthetic_radiograph(rng, fractured)).save(root / "images" / folder / name, quality=95)
+        image, box = synthetic_fracture(rng, fractured)
+        Image.fromarray(image).save(root / "images" / folder / name, quality=95)
+        if box is not None:
+            coco["images"].append({"id": number, "width": image.shape[1], "height": image.shape[0], "file_name": name})
+            coco["annotations"].append({"id": len(coco["annotations"]), "image_id": number, "category_id": 0,
+                                        "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
         path = f"{folder}/{name}"
         index.append({"src": path, "dst": path, "truncated": int(number in (3, 5))})
         group = "dup_pair" if number in (1, 41) else f"single_{name[:-4]}"
@@ -89,4 +109,6 @@ def tiny_fracatlas(tmp_path_factory) -> Path:
     pd.DataFrame(index).to_csv(root / "image_index.csv", index=False)
     pd.DataFrame(groups).to_csv(root / "leakage_groups.csv", index=False)
     pd.DataFrame(details).to_csv(root / "dataset.csv", index=False)
+    (root / "annotations").mkdir()
+    (root / "annotations" / "coco_fractures.json").write_text(json.dumps(coco))
     return root

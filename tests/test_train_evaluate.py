@@ -46,9 +46,14 @@ def test_training_help_answers():
     assert exit_info.value.code == 0
 
 
-def test_evaluation_regenerates_metrics_predictions_and_cases(trained, tiny_fracatlas):
+@pytest.fixture(scope="module")
+def evaluated(trained, tiny_fracatlas):
     assert evaluate.main(["--model-dir", str(trained), "--data", str(tiny_fracatlas)]) == 0
-    folder = trained / "evaluation"
+    return trained / "evaluation"
+
+
+def test_evaluation_regenerates_metrics_predictions_and_cases(trained, evaluated):
+    folder = evaluated
     predictions = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
     split = pd.read_csv(trained / "split.csv")
     assert sorted(predictions["image_id"]) == sorted(split.loc[split["split"] == "test", "image_id"])
@@ -62,9 +67,9 @@ def test_evaluation_regenerates_metrics_predictions_and_cases(trained, tiny_frac
     point = results["operating_point"]
     assert point["true_positives"] == int((called & (predictions["fractured"] == 1)).sum())
 
-    wrong = predictions[predictions["outcome"].isin(["false positive", "false negative"])]
-    assert all((folder / image).exists() for image in wrong["case_image"])
-    assert len(list((folder / "cases").glob("*.jpg"))) == len(wrong)
+    # every test case has its image (the case browser), not only the misclassified ones
+    assert all(image and (folder / image).exists() for image in predictions["case_image"])
+    assert len(list((folder / "cases").glob("*.jpg"))) == len(predictions)
     card = read_card(trained)
     assert card["test"]["roc_auc"] == results["roc_auc"]
 
@@ -87,3 +92,75 @@ def test_predict_cli_scores_good_files_and_reports_bad_ones(trained, tiny_fracat
     assert (rows["decision"][clear] == expected[clear]).all()
     assert "notes.png" in captured.err and "Traceback" not in captured.err
     assert str(bad) not in captured.out
+
+
+def test_evaluation_scores_heatmaps_against_the_boxes(evaluated, tiny_fracatlas):
+    """Localisation end to end on the synthetic fracture lines: every fractured test image, every method."""
+    from fracture_model.explain import DEFAULT_METHOD, METHODS
+    from fracture_model.localisation import POINTING_TOLERANCE_PX, load_boxes
+
+    results = json.loads((evaluated / "metrics.json").read_text())
+    predictions = pd.read_csv(evaluated / "predictions.csv")
+    rows = pd.read_csv(evaluated / "localisation.csv")
+    fractured = predictions[predictions["fractured"] == 1]
+    boxes = load_boxes(tiny_fracatlas / "annotations" / "coco_fractures.json")
+    assert len(fractured) >= 1 and all(boxes[name] for name in fractured["image_id"])
+
+    found = results["localisation"]
+    assert found["tolerance_px"] == POINTING_TOLERANCE_PX and found["images"] == len(fractured)
+    assert set(found["by_method"]) == set(METHODS) and found["default_method"] == DEFAULT_METHOD
+    assert len(rows) == len(fractured) * len(METHODS)
+    for method, figures in found["by_method"].items():
+        mine = rows[rows["method"] == method]
+        assert figures["images"] == len(fractured)
+        assert figures["pointing_hit_rate"] == pytest.approx(mine["pointing_hit"].mean())
+        low, high = figures["pointing_hit_rate_ci95"]
+        assert low <= figures["pointing_hit_rate"] <= high
+        assert figures["energy_inside_mean"] == pytest.approx(mine["energy_inside"].mean(), abs=1e-5)
+        assert 0.0 < figures["box_area_share_mean"] < 0.1  # a 16 x 4 line in a 96 x 80 image
+    assert set(found["by_body_part"]) == set(fractured["body_part"])
+
+    # predictions.csv carries the default method's figures for fractured cases, blanks for the others
+    default = rows[rows["method"] == DEFAULT_METHOD].set_index("image_id")
+    mine = fractured.set_index("image_id")
+    assert (mine["pointing_hit"] == default.loc[mine.index, "pointing_hit"]).all()
+    assert (mine["peak_x"] == default.loc[mine.index, "peak_x"]).all()
+    assert predictions.loc[predictions["fractured"] == 0, ["pointing_hit", "energy_inside"]].isna().all().all()
+    assert predictions["peak_x"].between(0, 79).all() and predictions["peak_y"].between(0, 95).all()
+    assert predictions["peak_brightness_rank"].between(0, 1).all()
+    assert results["implant_heatmaps"]["images"] == int(
+        ((predictions["hardware"] == 1) & (predictions["decision"] == "fractured")).sum())
+
+
+def test_evaluation_runs_the_randomisation_check(evaluated):
+    from fracture_model.explain import METHODS
+    from fracture_model.sanity import SPEARMAN_BOUND
+
+    results = json.loads((evaluated / "metrics.json").read_text())
+    check = results["sanity_check"]
+    assert check["bound"] == SPEARMAN_BOUND and 1 <= check["images"] <= 16
+    assert [stage["name"] for stage in check["stages"]] == ["output layer", "top blocks"]
+    assert set(check["by_method"]) == set(METHODS)
+    assert results["explanation_methods"] == check["passed"]
+    for method, summary in check["by_method"].items():
+        assert summary["passed"] == (method in results["explanation_methods"])
+
+
+def test_case_images_show_the_boxes_and_stay_small(evaluated, tiny_fracatlas):
+    import cv2
+
+    from fracture_model.evaluate import CASE_IMAGE_SIDE
+    from fracture_model.localisation import load_boxes
+
+    predictions = pd.read_csv(evaluated / "predictions.csv", keep_default_na=False)
+    boxes = load_boxes(tiny_fracatlas / "annotations" / "coco_fractures.json")
+    for case in predictions.itertuples():
+        image = cv2.cvtColor(cv2.imread(str(evaluated / case.case_image)), cv2.COLOR_BGR2RGB)
+        assert image.shape[0] <= CASE_IMAGE_SIDE and image.shape[1] <= 2 * CASE_IMAGE_SIDE
+        panel = image[:, : image.shape[1] // 2].astype(int)
+        magenta = (panel[..., 0] > 180) & (panel[..., 1] < 90) & (panel[..., 2] > 180)
+        if case.fractured:
+            box = boxes[case.image_id][0]  # 96 x 80 images are stored at full size
+            assert magenta[int(box.top), int(box.left) : int(box.right)].mean() > 0.8
+        else:
+            assert not magenta.any()
