@@ -43,6 +43,7 @@ class Predictor:
         self.image_size = int(card["input_size"])
         self.operating_threshold = float(card["operating_threshold"])
         self._forward = _compiled_forward(model)
+        self.probabilities(np.zeros((1, self.image_size, self.image_size, 1), np.float32))  # trace once, now
 
     @classmethod
     def load(cls, model_dir: Path | str = DEFAULT_MODEL_DIR) -> Predictor:
