@@ -127,13 +127,15 @@ def localisation_figures(rows: pd.DataFrame, seed: int = 0) -> dict:
     """Pointing game and energy share of one group of (image, method) rows, with 95% intervals.
 
     ``rows`` has the columns of ``localisation.csv``: ``pointing_hit`` (0/1), ``energy_inside``,
-    ``pointing_chance``, ``box_area_share``. Hit rate: Wilson interval; mean energy: percentile bootstrap.
+    ``pointing_chance``, ``box_area_share``, ``flat_heatmap``. Hit rate: Wilson interval (a flat heatmap is a
+    miss); mean energy: percentile bootstrap, over the images whose heatmap is not all zero.
     """
     hits, images = int(rows["pointing_hit"].sum()), int(len(rows))
     energy = rows["energy_inside"].to_numpy(dtype=float)
     finite = energy[~np.isnan(energy)]
     return {
         "images": images,
+        "flat_heatmaps": int(rows["flat_heatmap"].sum()) if "flat_heatmap" in rows else 0,
         "pointing_hits": hits,
         "pointing_hit_rate": hits / images if images else None,
         "pointing_hit_rate_ci95": [_none_if_nan(v) for v in metrics.wilson_interval(hits, images)],
@@ -173,6 +175,8 @@ def summarise_localisation(rows: pd.DataFrame, fractured_without_boxes: int = 0,
         "energy_note": ("share of the heatmap's sum inside the union of the boxes; a uniform heatmap scores the "
                         "boxes' share of the image (box_area_share_mean)"),
         "chance_note": "pointing_chance_mean: the hit rate of a peak placed uniformly at random",
+        "flat_note": ("flat_heatmaps: images whose heatmap is all zero (no region speaks for 'fractured'); they "
+                      "count as misses in the pointing game and are left out of the energy share"),
         "ci_note": "hit rate: Wilson 95% interval; mean energy share: percentile bootstrap over images (2000 "
                    "resamples)",
         "default_method": DEFAULT_METHOD,
@@ -188,7 +192,7 @@ def summarise_localisation(rows: pd.DataFrame, fractured_without_boxes: int = 0,
 
 
 def case_image(pixels: np.ndarray, heatmap: np.ndarray, boxes: tuple[localisation.Box, ...],
-               peak: tuple[int, int], side: int = CASE_IMAGE_SIDE) -> np.ndarray:
+               peak: tuple[int, int] | None, side: int = CASE_IMAGE_SIDE) -> np.ndarray:
     """RGB: the radiograph with the boxes, beside the heatmap overlay with the boxes and the peak marked."""
     scale = min(1.0, side / max(pixels.shape))
     size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
@@ -197,9 +201,9 @@ def case_image(pixels: np.ndarray, heatmap: np.ndarray, boxes: tuple[localisatio
     small_boxes = [localisation.scale_box(box, size[0] / pixels.shape[1]) for box in boxes]
     original = cv2.cvtColor(np.clip(small * 255, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
     original = localisation.draw_boxes(original, small_boxes, BOX_COLOUR)
-    small_peak = (min(size[0] - 1, int(peak[0] * scale)), min(size[1] - 1, int(peak[1] * scale)))
     blended = localisation.draw_boxes(overlay(small, small_heatmap, 0.45), small_boxes, BOX_COLOUR)
-    blended = mark_peak(blended, small_peak)
+    if peak is not None:  # a flat heatmap has no peak to mark
+        blended = mark_peak(blended, (min(size[0] - 1, int(peak[0] * scale)), min(size[1] - 1, int(peak[1] * scale))))
     return np.concatenate([original, blended], axis=1)
 
 
@@ -260,8 +264,8 @@ def explain_test_split(
             peak = localisation.heatmap_peak(heatmap)
             case_boxes = boxes.get(row.image_id, ()) if row.fractured else ()
             case = {
-                "peak_x": peak[0], "peak_y": peak[1],
-                "peak_brightness_rank": localisation.brightness_rank_at(pixels[i], peak),
+                "peak_x": pd.NA if peak is None else peak[0], "peak_y": pd.NA if peak is None else peak[1],
+                "peak_brightness_rank": np.nan if peak is None else localisation.brightness_rank_at(pixels[i], peak),
                 "energy_on_brightest": localisation.energy_on_brightest(heatmap, pixels[i]),
                 "fracture_boxes": len(case_boxes),
                 "pointing_hit": pd.NA, "energy_inside": np.nan, "distance_to_box_px": np.nan,
@@ -270,26 +274,33 @@ def explain_test_split(
                 if not case_boxes or i not in heatmaps.get(method, {}):
                     continue
                 score = localisation.score_heatmap(heatmaps[method][i], case_boxes)
+                flat = score.peak is None
+                distance = np.nan if flat else score.distance_px
                 per_method.append({
                     "image_id": row.image_id, "body_part": row.body_part, "hardware": row.hardware, "method": method,
-                    "peak_x": score.peak[0], "peak_y": score.peak[1], "pointing_hit": int(score.pointing_hit),
-                    "distance_to_box_px": score.distance_px, "energy_inside": score.energy_inside,
+                    "peak_x": pd.NA if flat else score.peak[0], "peak_y": pd.NA if flat else score.peak[1],
+                    "flat_heatmap": int(flat), "pointing_hit": int(score.pointing_hit),
+                    "distance_to_box_px": distance, "energy_inside": score.energy_inside,
                     "box_area_share": score.box_area_share, "pointing_chance": score.pointing_chance,
                 })
                 if method == DEFAULT_METHOD:
                     case |= {"pointing_hit": int(score.pointing_hit), "energy_inside": score.energy_inside,
-                             "distance_to_box_px": score.distance_px}
+                             "distance_to_box_px": distance}
             name = f"{Path(row.image_id).stem}.jpg"
             save_case_image(cases / name, case_image(pixels[i], heatmap, case_boxes, peak))
             case["case_image"] = f"{CASES_DIR}/{name}"
             per_case.append(case)
         print(f"  heatmaps: {min(start + HEATMAP_BATCH, len(test))}/{len(test)}", flush=True)
     columns = pd.DataFrame(per_case, index=test.index)
-    columns["pointing_hit"] = columns["pointing_hit"].astype("Int64")
-    return columns, pd.DataFrame(per_method, columns=[
-        "image_id", "body_part", "hardware", "method", "peak_x", "peak_y", "pointing_hit", "distance_to_box_px",
-        "energy_inside", "box_area_share", "pointing_chance",
+    for integer in ("peak_x", "peak_y", "pointing_hit"):
+        columns[integer] = columns[integer].astype("Int64")
+    per_method = pd.DataFrame(per_method, columns=[
+        "image_id", "body_part", "hardware", "method", "peak_x", "peak_y", "flat_heatmap", "pointing_hit",
+        "distance_to_box_px", "energy_inside", "box_area_share", "pointing_chance",
     ])
+    for integer in ("peak_x", "peak_y"):
+        per_method[integer] = per_method[integer].astype("Int64")
+    return columns, per_method
 
 
 def sanity_subset(test: pd.DataFrame, count: int = SANITY_IMAGES) -> pd.DataFrame:
@@ -418,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     if "localisation" in results:
         default = results["localisation"]["by_method"][DEFAULT_METHOD]
         low, high = default["pointing_hit_rate_ci95"]
+        energy = default["energy_inside_mean"]
         print(f"{DEFAULT_METHOD} pointing game {default['pointing_hit_rate']:.2f} (95% CI {low:.2f}-{high:.2f}) "
-              f"on {default['images']} fractured images; energy inside boxes {default['energy_inside_mean']:.2f}")
+              f"on {default['images']} fractured images; energy inside boxes "
+              + ("n/a (every heatmap flat)" if energy is None else f"{energy:.2f}"))
     if "sanity_check" in results:
         passed = ", ".join(results["explanation_methods"]) or "none"
         print(f"heatmap methods that pass the randomisation check: {passed}")

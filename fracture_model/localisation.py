@@ -145,8 +145,14 @@ def energy_inside(heatmap: np.ndarray, boxes: Iterable[Box]) -> float:
     return float(heatmap[boxes_mask(boxes, heatmap.shape)].sum() / total)
 
 
-def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int]:
-    """(column, row) of the heatmap's maximum, as ``Explanation.peak``."""
+def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int] | None:
+    """(column, row) of the heatmap's maximum, as ``Explanation.peak``; None for a flat map (no peak).
+
+    Grad-CAM draws an all-zero map when no region speaks for the explained class; such a map points
+    nowhere, and the pointing game counts it as a miss.
+    """
+    if not np.ptp(heatmap) > 0:
+        return None
     row, column = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
     return int(column), int(row)
 
@@ -155,7 +161,8 @@ def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int]:
 class LocalisationScore:
     """How one heatmap sits against one image's fracture boxes."""
 
-    peak: tuple[int, int]
+    peak: tuple[int, int] | None
+    """None: a flat heatmap, which points nowhere (a miss, at infinite distance)."""
     distance_px: float
     pointing_hit: bool
     energy_inside: float
@@ -170,7 +177,7 @@ def score_heatmap(
 ) -> LocalisationScore:
     """Pointing game and energy share of ``heatmap`` (over the original image) against ``boxes``."""
     peak = heatmap_peak(heatmap)
-    distance = distance_to_boxes(peak, boxes)
+    distance = math.inf if peak is None else distance_to_boxes(peak, boxes)
     return LocalisationScore(
         peak=peak,
         distance_px=distance,

@@ -92,16 +92,16 @@ def randomised_copy(model: keras.Model, layers: Sequence[str], seed: int = 0) ->
 
 
 def rank_correlation(trained: np.ndarray, randomised: np.ndarray) -> float:
-    """Spearman's rho between two heatmaps of the same image.
+    """Spearman's rho between the trained and the randomised heatmap of the same image.
 
-    A constant map carries no ranking: against a non-constant map it counts as rho = 0 (nothing of the
-    trained map survives); two constant maps give NaN (nothing to compare; left out of the median).
+    A constant map carries no ranking. A flat *trained* map (Grad-CAM draws one when nothing speaks for
+    'fractured') leaves nothing to compare: NaN, left out of the median. A flat *randomised* map against a
+    trained one counts as rho = 0: nothing of the trained map survives.
     """
     trained, randomised = np.ravel(trained), np.ravel(randomised)
-    flat_trained, flat_randomised = np.ptp(trained) == 0, np.ptp(randomised) == 0
-    if flat_trained and flat_randomised:
+    if not np.ptp(trained) > 0:
         return math.nan
-    if flat_trained or flat_randomised:
+    if not np.ptp(randomised) > 0:
         return 0.0
     return float(spearmanr(trained, randomised).statistic)
 
@@ -150,6 +150,7 @@ def randomisation_check(
             finite = [abs(rho) for rho in rhos if not math.isnan(rho)]
             by_method[method]["stages"][stage.name] = {
                 "median_abs_spearman": float(np.median(finite)) if finite else None,
+                "images_compared": len(finite),  # images whose trained heatmap is not flat
                 "spearman_per_image": [None if math.isnan(rho) else round(rho, 4) for rho in rhos],
             }
         del copy

@@ -116,6 +116,14 @@ def test_score_heatmap_reports_the_peak():
     assert score.pointing_hit is False and score.energy_inside == 0.0
 
 
+def test_a_flat_heatmap_points_nowhere():
+    for flat in (np.zeros((40, 40), np.float32), np.full((40, 40), 0.5, np.float32)):
+        score = score_heatmap(flat, [BOX])
+        assert score.peak is None and math.isinf(score.distance_px) and score.pointing_hit is False
+    assert math.isnan(score_heatmap(np.zeros((40, 40)), [BOX]).energy_inside)
+    assert score_heatmap(np.full((40, 40), 0.5), [BOX]).energy_inside == pytest.approx(100 / 1600)
+
+
 @pytest.mark.parametrize("shape", [(300, 170), (170, 300), (257, 256), (40, 90)])
 @pytest.mark.parametrize("size", [64, 97])
 def test_box_maps_through_the_same_letterbox_as_the_image(shape, size):

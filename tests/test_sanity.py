@@ -40,6 +40,7 @@ def test_rank_correlation_known_answers():
     assert rank_correlation(ramp, ramp**3) == pytest.approx(1.0)  # ranks, not values
     assert rank_correlation(ramp, -ramp) == pytest.approx(-1.0)
     assert rank_correlation(ramp, np.zeros_like(ramp)) == 0.0  # a flat map keeps nothing of the ranking
+    assert math.isnan(rank_correlation(np.zeros_like(ramp), ramp))  # no trained map: nothing to compare
     assert math.isnan(rank_correlation(np.ones((3, 4)), np.zeros((3, 4))))
 
 
