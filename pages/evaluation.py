@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
+
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from fracture_model import metrics
 from fracture_model.evaluate import EVALUATION_DIR
+from fracture_model.explain import DEFAULT_METHOD, METHODS
+from fracture_model.localisation import BRIGHTEST_SHARE, ON_METAL_RANK, POINTING_TOLERANCE_PX
 from pages.shared import CITATION, MODEL_DIR, load_card, load_evaluation
+
+OUTCOME_NAMES = {"TP": "true positive", "FP": "false positive", "TN": "true negative", "FN": "false negative"}
+IMPLANT_CHOICES = ("Any", "With implant", "Without implant")
+CASES_PER_PAGE = 12
+NUMERIC_CASE_COLUMNS = ("peak_x", "peak_y", "peak_brightness_rank", "energy_on_brightest", "fracture_boxes",
+                        "pointing_hit", "energy_inside", "distance_to_box_px")
 
 METRIC_LABELS = {
     "sensitivity": "Sensitivity",
@@ -21,8 +31,8 @@ METRIC_LABELS = {
 }
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
+def _percent(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}%}"
 
 
 def _line_chart(frame: pd.DataFrame, x: str, y: str, title: str, diagonal: bool) -> alt.Chart:
@@ -39,6 +49,239 @@ def _point(chart_x: float, chart_y: float, x: str, y: str) -> alt.Chart:
     return alt.Chart(pd.DataFrame({x: [chart_x], y: [chart_y]})).mark_point(
         color="red", size=120, filled=True
     ).encode(x=x, y=y)
+
+
+def _ci(interval: list | None, percent: bool = True) -> str:
+    if not interval or any(value is None or (isinstance(value, float) and math.isnan(value)) for value in interval):
+        return "n/a"
+    low, high = interval
+    return f"{low:.0%} to {high:.0%}" if percent else f"{low:.2f} to {high:.2f}"
+
+
+def _numeric_case_columns(predictions: pd.DataFrame) -> pd.DataFrame:
+    """predictions.csv is read with blanks kept as text: make the per-case heatmap columns numeric (NaN for blank)."""
+    cases = predictions.copy()
+    for column in NUMERIC_CASE_COLUMNS:
+        if column in cases:
+            cases[column] = pd.to_numeric(cases[column], errors="coerce")
+    return cases
+
+
+def _sanity_verdict(results: dict, method: str) -> str:
+    check = results.get("sanity_check")
+    if not check or method not in check["by_method"]:
+        return "not run"
+    return "passed" if check["by_method"][method]["passed"] else "FAILED"
+
+
+def localisation_section(results: dict) -> None:
+    st.subheader("Do the heatmaps point at the fracture?")
+    found = results.get("localisation")
+    if not found:
+        st.info("This stored evaluation has no localisation figures. Run `python -m fracture_model.evaluate` "
+                "to measure the heatmaps against the radiologists' boxes.")
+        return
+    tolerance = found.get("tolerance_px", POINTING_TOLERANCE_PX)
+    st.markdown(
+        f"On the **{found['images']}** fractured test radiographs, each heatmap is compared with the boxes the "
+        f"FracAtlas radiologists drew around every fracture. **Pointing game**: a hit when the heatmap's peak lies "
+        f"inside a box or within **{tolerance:g} px** of it (pixels of the stored radiographs, long side at most "
+        "512 px; the tolerance of the original pointing game, about half the side of a typical fracture box). "
+        "**Energy inside the boxes**: the share of the heatmap's total that falls inside the boxes. "
+        "Chance: what a randomly placed peak or a flat heatmap would score."
+    )
+    default = found["by_method"].get(found.get("default_method", DEFAULT_METHOD))
+    target = found.get("target", {})
+    if default:
+        cells = st.columns(3)
+        cells[0].metric(f"Pointing-game hit rate ({found.get('default_method', DEFAULT_METHOD)})",
+                        f"{default['pointing_hit_rate']:.0%}",
+                        help=f"{default['pointing_hits']} of {default['images']} fractured images")
+        chance = default["pointing_chance_mean"]
+        cells[0].caption(f"95% CI {_ci(default['pointing_hit_rate_ci95'])}; chance {chance:.0%}")
+        cells[1].metric("Energy inside the boxes", _percent(default["energy_inside_mean"], 0), help="mean over images")
+        cells[1].caption(f"95% CI {_ci(default['energy_inside_ci95'])}; chance {default['box_area_share_mean']:.1%}")
+        if target:
+            cells[2].metric("Target hit rate", f"{target['pointing_hit_rate']:.0%}",
+                            "met" if target["met"] else "not met", delta_color="normal" if target["met"] else "inverse")
+    offered = results.get("explanation_methods", list(METHODS))
+    rows = [{
+        "method": method,
+        "images": figures["images"],
+        "flat heatmaps": figures.get("flat_heatmaps", 0),
+        "pointing-game hit rate": figures["pointing_hit_rate"],
+        "95% CI": _ci(figures["pointing_hit_rate_ci95"]),
+        "hit rate by chance": figures["pointing_chance_mean"],
+        "energy inside boxes": figures["energy_inside_mean"],
+        "energy 95% CI": _ci(figures["energy_inside_ci95"]),
+        "energy by chance": figures["box_area_share_mean"],
+        "sanity check": _sanity_verdict(results, method),
+        "offered in the app": "yes" if method in offered else "no",
+    } for method, figures in found["by_method"].items()]
+    percent = st.column_config.NumberColumn(format="percent")
+    percent_columns = ("pointing-game hit rate", "hit rate by chance", "energy inside boxes", "energy by chance")
+    st.markdown("**By method**")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config=dict.fromkeys(percent_columns, percent))
+
+    st.markdown("**By body part and implant** (fractured test images)")
+    groups = {f"body part: {part}": by_method for part, by_method in found["by_body_part"].items()}
+    groups |= {name: by_method for name, by_method in found.get("by_implant", {}).items()}
+    hit_tab, energy_tab = st.tabs(["Pointing-game hit rate", "Energy inside the boxes"])
+    for tab, key in ((hit_tab, "pointing_hit_rate"), (energy_tab, "energy_inside_mean")):
+        table = pd.DataFrame([
+            {"group": name, "images": next(iter(by_method.values()))["images"],
+             **{method: figures[key] for method, figures in by_method.items()}}
+            for name, by_method in groups.items()
+        ])
+        tab.dataframe(table, hide_index=True, width="stretch",
+                      column_config={method: percent for method in found["by_method"]})
+    st.caption(f"{found.get('ci_note', '')}. Flat heatmaps (all zero: no region speaks for 'fractured') count as "
+               "misses and are left out of the energy share. Small groups give wide intervals.")
+
+
+def sanity_section(results: dict) -> None:
+    st.subheader("Sanity check: do the heatmaps depend on what the model learned?")
+    check = results.get("sanity_check")
+    if not check:
+        st.info("This stored evaluation has no randomisation check; every heatmap method is offered.")
+        return
+    stages = {stage["name"]: stage for stage in check["stages"]}
+    decisive = [name for name, stage in stages.items() if stage.get("decisive", True)]
+    st.markdown(
+        f"Model-parameter randomisation (Adebayo et al., 2018) on **{check['images']}** fractured test images: the "
+        "heatmaps of the trained model are compared with those of copies whose top weights were re-initialised. "
+        "A heatmap that barely changes shows the image's structure, not the model's reasoning. "
+        f"Measure: Spearman rank correlation between the two maps; a method **passes** when the median |rho| is "
+        f"below **{check['bound']}** with {', '.join(stages[name]['description'] for name in decisive)}. "
+        "Images whose trained heatmap is flat (all zero) have nothing to compare and are left out. "
+        "Methods that fail are not offered on the reading page."
+    )
+    rows = []
+    for method, summary in check["by_method"].items():
+        row = {"method": method}
+        for name, stage in summary["stages"].items():
+            label = f"median |rho|, {name}" + ("" if name in decisive else " (reported)")
+            row[label] = stage["median_abs_spearman"]
+        row["images compared"] = max((stage.get("images_compared", check["images"])
+                                      for stage in summary["stages"].values()), default=0)
+        row["result"] = "passed" if summary["passed"] else "FAILED"
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={column: st.column_config.NumberColumn(format="%.2f")
+                                for column in rows[0] if column.startswith("median")} if rows else None)
+    passed = results.get("explanation_methods", check.get("passed", []))
+    st.caption("Offered on the reading page: " + (", ".join(passed) if passed else "no heatmap method") + ". "
+               + "; ".join(f"{stage['name']}: {stage['description']}" for stage in check["stages"]) + ".")
+
+
+def implant_section(results: dict, predictions: pd.DataFrame) -> None:
+    st.subheader("Implant images called fractured: metal or bone?")
+    cases = _numeric_case_columns(predictions)
+    called = cases[(cases["hardware"].astype(int) == 1) & (cases["decision"] == "fractured")]
+    if "peak_brightness_rank" not in cases:
+        st.info("This stored evaluation has no heatmap peaks. Run `python -m fracture_model.evaluate`.")
+        return
+    summary = results.get("implant_heatmaps", {})
+    on_bright = called["peak_brightness_rank"] >= ON_METAL_RANK
+    st.markdown(
+        f"Metal implants appear almost only in fractured images, so a model can learn 'metal means fracture'. "
+        f"For the **{len(called)}** implant radiographs the model called fractured, where does the "
+        f"{results.get('heatmap_method', DEFAULT_METHOD)} peak sit? Measure: the **brightness rank** of the "
+        "radiograph at the peak (share of the image's pixels that are darker than a 5 x 5 patch around it); metal "
+        f"is the densest material, so a peak ranked at or above **{ON_METAL_RANK:.2f}** sits on the brightest "
+        f"{BRIGHTEST_SHARE:.0%} of the image, most likely the implant. **Energy on the brightest pixels**: the "
+        f"heatmap's share on those {BRIGHTEST_SHARE:.0%} (chance {BRIGHTEST_SHARE:.0%}). This is a proxy: bright "
+        "soft tissue at the film edge and dense bone also rank high, so check each image below."
+    )
+    if called.empty:
+        st.caption("No implant radiograph was called fractured.")
+        return
+    cells = st.columns(2)
+    cells[0].metric("Peaks on the brightest pixels (metal?)", f"{int(on_bright.sum())} of {len(called)}")
+    energy = summary.get("energy_on_brightest_mean")
+    cells[1].metric("Mean energy on the brightest pixels", "n/a" if energy is None else f"{energy:.0%}",
+                    help=f"chance: {BRIGHTEST_SHARE:.0%}")
+    def where(rank: float) -> str:
+        if pd.isna(rank):
+            return "no peak (flat heatmap)"
+        return "on the brightest pixels (metal?)" if rank >= ON_METAL_RANK else "on darker tissue (bone?)"
+
+    table = called.assign(
+        label=called["fractured"].astype(int).map({1: "fractured", 0: "not fractured"}),
+        peak=called["peak_brightness_rank"].map(where),
+    )[["image_id", "body_part", "label", "probability_fractured", "peak_brightness_rank", "energy_on_brightest",
+       "peak"]]
+    st.dataframe(table.sort_values("peak_brightness_rank", ascending=False), hide_index=True, width="stretch",
+                 column_config={"probability_fractured": st.column_config.NumberColumn("P(fractured)", format="%.2f"),
+                                "peak_brightness_rank": st.column_config.NumberColumn(format="%.3f"),
+                                "energy_on_brightest": st.column_config.NumberColumn(format="percent")})
+    with st.expander(f"Show the {len(called)} implant cases"):
+        _case_grid(called.sort_values("peak_brightness_rank", ascending=False))
+
+
+def _case_caption(case) -> str:
+    label = "fractured" if int(case.fractured) else "not fractured"
+    caption = (f"{case.image_id} · {case.body_part} · label: {label} · P(fractured) "
+               f"{float(case.probability_fractured):.2f} · {case.outcome}")
+    if int(case.hardware):
+        caption += " · implant"
+    hit = getattr(case, "pointing_hit", float("nan"))
+    if not pd.isna(hit):
+        if pd.isna(case.distance_to_box_px):
+            caption += " · flat heatmap (points nowhere)"
+        else:
+            distance = float(case.distance_to_box_px)
+            where = "inside a box" if distance == 0 else f"{distance:.0f} px from a box"
+            caption += f" · peak {where} ({'hit' if int(hit) else 'miss'})"
+            caption += f" · energy in boxes {float(case.energy_inside):.0%}"
+    return caption
+
+
+def _case_grid(cases: pd.DataFrame, columns: int = 3) -> None:
+    grid = st.columns(columns)
+    for i, case in enumerate(cases.itertuples()):
+        image = MODEL_DIR / EVALUATION_DIR / case.case_image if case.case_image else None
+        with grid[i % columns]:
+            if image is not None and image.exists():
+                st.image(str(image), caption=_case_caption(case), width="stretch")
+            else:
+                st.caption(_case_caption(case) + " (no image stored)")
+
+
+def case_browser(predictions: pd.DataFrame, results: dict, threshold: float) -> None:
+    st.subheader("Case browser")
+    method = results.get("heatmap_method", DEFAULT_METHOD)
+    st.caption(
+        f"Every test radiograph: left the image with the radiologists' boxes (magenta), right the {method} "
+        "overlay with the boxes and the heatmap's peak (white ring). Outcome at the operating threshold. "
+        + CITATION
+    )
+    cases = _numeric_case_columns(predictions)
+    filters = st.columns([3, 3, 2])
+    outcomes = filters[0].multiselect(
+        "Outcome", list(OUTCOME_NAMES), default=list(OUTCOME_NAMES), key="case_outcome",
+        help="TP/FN: fractured radiographs found/missed; FP/TN: normal ones flagged/cleared")
+    parts = sorted(cases["body_part"].unique())
+    chosen_parts = filters[1].multiselect("Body part", parts, default=parts, key="case_body_part")
+    implant = filters[2].radio("Implant", IMPLANT_CHOICES, horizontal=True, key="case_implant")
+    shown = cases[cases["outcome"].isin([OUTCOME_NAMES[o] for o in outcomes]) & cases["body_part"].isin(chosen_parts)]
+    if implant != "Any":
+        shown = shown[shown["hardware"].astype(int) == (1 if implant == "With implant" else 0)]
+    # errors first; within errors and within correct calls, the furthest from the threshold first
+    wrong = shown["outcome"].isin(["false positive", "false negative"])
+    confidence = (shown["probability_fractured"].astype(float) - threshold).abs()
+    shown = shown.assign(_wrong=wrong, _confidence=confidence).sort_values(["_wrong", "_confidence"], ascending=False)
+    pages = max(1, math.ceil(len(shown) / CASES_PER_PAGE))
+    counts = ", ".join(f"{short} {int((shown['outcome'] == name).sum())}" for short, name in OUTCOME_NAMES.items())
+    header = st.columns([3, 1])
+    header[0].markdown(f"**{len(shown)}** of {len(cases)} test cases ({counts}); errors first, most confident first.")
+    page = header[1].number_input("Page", min_value=1, value=1, step=1, key="case_page",
+                                  help=f"{pages} pages of {CASES_PER_PAGE}")
+    page = min(int(page), pages)  # the filters may have shrunk the list
+    st.caption(f"Page {page} of {pages}")
+    start = (page - 1) * CASES_PER_PAGE
+    _case_grid(shown.iloc[start : start + CASES_PER_PAGE], columns=2)
 
 
 st.title("Model evaluation")
@@ -130,22 +373,7 @@ st.caption(
     "Metal implants occur almost only in fractured images, so a model could learn 'metal means fracture'."
 )
 
-st.subheader("Misclassified test cases")
-st.caption(f"Each with its {results.get('heatmap_method', 'Grad-CAM')} heatmap, at the operating threshold. {CITATION}")
-tabs = st.tabs(["False negatives (missed fractures)", "False positives (false alarms)"])
-for tab, outcome in zip(tabs, ["false negative", "false positive"], strict=True):
-    cases = predictions[predictions["outcome"] == outcome].sort_values(
-        "probability_fractured", ascending=outcome == "false negative")
-    with tab:
-        st.caption(f"{len(cases)} cases")
-        grid = st.columns(3)
-        for i, case in enumerate(cases.itertuples()):
-            image = MODEL_DIR / EVALUATION_DIR / case.case_image if case.case_image else None
-            caption = f"{case.image_id} · {case.body_part} · P(fractured) {case.probability_fractured:.2f}"
-            if case.hardware:
-                caption += " · implant"
-            with grid[i % 3]:
-                if image is not None and image.exists():
-                    st.image(str(image), caption=caption, width="stretch")
-                else:
-                    st.caption(caption + " (no image stored)")
+localisation_section(results)
+sanity_section(results)
+implant_section(results, predictions)
+case_browser(predictions, results, threshold)

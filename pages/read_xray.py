@@ -7,9 +7,17 @@ import logging
 
 import streamlit as st
 
-from fracture_model.explain import METHODS, heatmap_image, mark_peak, overlay
+from fracture_model.explain import heatmap_image, mark_peak, overlay
 from fracture_model.imaging import InputError, Radiograph, looks_like_radiograph, read_radiograph
-from pages.shared import DISCLAIMER, load_card, load_explainer, load_predictor, sample_files, sample_label
+from pages.shared import (
+    DISCLAIMER,
+    explanation_methods,
+    load_card,
+    load_explainer,
+    load_predictor,
+    sample_files,
+    sample_label,
+)
 
 log = logging.getLogger("fracture_lens")
 
@@ -147,8 +155,12 @@ with right:
         st.caption("Scored on your request although the image does not look like a radiograph.")
 
 controls = st.columns([2, 1])
-method = controls[0].radio("Heatmap", METHODS, horizontal=True, key="method",
-                           help="What the network looked at when it scored P(fractured).")
+method = controls[0].radio("Heatmap", explanation_methods(), horizontal=True, key="method",
+                           help="What the network looked at when it scored P(fractured). Only methods that "
+                                "passed the sanity check on the test split are offered.")
+if method is None:
+    st.warning("No heatmap method passed the sanity check on the test split (see Model evaluation), so none is shown.")
+    st.stop()
 opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
 explanation = _explanation(radiograph, digest, method)
 

@@ -55,6 +55,22 @@ def load_evaluation() -> tuple[dict, pd.DataFrame]:
     return metrics, predictions
 
 
+def explanation_methods() -> tuple[str, ...]:
+    """The heatmap methods the reading page offers: those that passed the stored weight-randomisation check.
+
+    ``metrics.json`` lists them under ``explanation_methods`` (``python -m fracture_model.evaluate`` writes it).
+    Without a stored check (no evaluation yet, or one from before the check existed) every method is offered.
+    """
+    from fracture_model.explain import METHODS
+
+    try:
+        results, _ = load_evaluation()
+    except FileNotFoundError:
+        return METHODS
+    passed = results.get("explanation_methods")
+    return METHODS if passed is None else tuple(method for method in METHODS if method in passed)
+
+
 def sample_files() -> list[Path]:
     return sorted(SAMPLES_DIR.glob("*.jpg")) + sorted(SAMPLES_DIR.glob("*.png")) + sorted(SAMPLES_DIR.glob("*.dcm"))
 

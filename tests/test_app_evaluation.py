@@ -1,0 +1,175 @@
+"""The evaluation page's localisation section, sanity check, implant list and case browser, through AppTest.
+
+The page reads ``pages.shared.MODEL_DIR``; here it points at a model directory evaluated on the tiny
+synthetic FracAtlas (a fracture network at 64 px with ImageNet features and an untrained head, threshold
+at the median probability so that every outcome occurs), so the test does not depend on what
+``assets/model`` holds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from fracture_model import evaluate
+from fracture_model.data import load_index
+from fracture_model.model_card import CARD_FILE, MODEL_FILE, SPLIT_FILE
+from fracture_model.network import LAST_CONV_LAYER, build_fracture_model
+from fracture_model.preprocess import PREPROCESSING_NAME
+from fracture_model.train import PRETRAINED
+from tests.conftest import REPO
+
+TIMEOUT = 180
+
+
+@pytest.fixture(scope="module")
+def evaluated_model_dir(tiny_fracatlas, tmp_path_factory):
+    import keras
+
+    from fracture_model.predictor import Predictor
+
+    folder = tmp_path_factory.mktemp("evaluated_model")
+    keras.utils.set_random_seed(5)
+    build_fracture_model(64, backbone_weights=PRETRAINED).save(folder / MODEL_FILE)  # varied outputs
+    frame = load_index(tiny_fracatlas)
+    frame["split"] = np.where(np.arange(len(frame)) < 30, "test", "train")  # includes both implant images
+    frame.to_csv(folder / SPLIT_FILE, index=False)
+    card = {
+        "model_file": MODEL_FILE, "input_size": 64, "preprocessing": PREPROCESSING_NAME,
+        "output": "P(fractured)", "positive_class": "fractured", "last_conv_layer": LAST_CONV_LAYER,
+        "operating_threshold": 0.5, "operating_threshold_rule": "youden",
+    }
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    test = frame[frame["split"] == "test"]
+    probabilities = evaluate.score_images(Predictor.load(folder), tiny_fracatlas / "images", list(test["path"]))
+    card["operating_threshold"] = float(np.median(probabilities))  # every outcome occurs
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    assert evaluate.main(["--model-dir", str(folder), "--data", str(tiny_fracatlas), "--sanity-images", "4"]) == 0
+    return folder
+
+
+def _page(model_dir, monkeypatch) -> AppTest:
+    import pages.shared
+
+    monkeypatch.setattr(pages.shared, "MODEL_DIR", model_dir)
+    st.cache_data.clear()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("pages/evaluation.py").run()
+    return at
+
+
+@pytest.fixture
+def page(evaluated_model_dir, monkeypatch):
+    yield _page(evaluated_model_dir, monkeypatch)
+    st.cache_data.clear()  # later tests read the shipped model's evaluation
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.subheader])
+
+
+def test_localisation_section_states_tolerance_figures_and_sanity(page, evaluated_model_dir):
+    assert not page.exception and not page.error
+    headings = [s.value for s in page.subheader]
+    for heading in ("Do the heatmaps point at the fracture?", "Case browser"):
+        assert heading in headings
+    assert any(h.startswith("Sanity check") for h in headings) and any(h.startswith("Implant images") for h in headings)
+    stored = json.loads((evaluated_model_dir / "evaluation" / "metrics.json").read_text())
+    texts = _texts(page)
+    assert "15 px" in texts and "Spearman" in texts and "median |rho|" in texts
+    hit = next(m for m in page.metric if m.label.startswith("Pointing-game hit rate"))
+    assert hit.value == f"{stored['localisation']['by_method']['Grad-CAM']['pointing_hit_rate']:.0%}"
+    tables = [frame.value for frame in page.dataframe]
+    by_method = next(t for t in tables if "pointing-game hit rate" in t.columns)
+    assert list(by_method["method"]) == list(stored["localisation"]["by_method"])
+    assert set(by_method["sanity check"]) <= {"passed", "FAILED"}
+    sanity = next(t for t in tables if "result" in t.columns)
+    expected = {method: "passed" if summary["passed"] else "FAILED"
+                for method, summary in stored["sanity_check"]["by_method"].items()}
+    assert dict(zip(sanity["method"], sanity["result"], strict=True)) == expected
+
+
+def test_case_browser_filters(page, evaluated_model_dir):
+    predictions = pd.read_csv(evaluated_model_dir / "evaluation" / "predictions.csv", keep_default_na=False)
+    assert len(page.image) >= 12  # a full first page of cases
+    page.multiselect(key="case_outcome").set_value(["FN", "TP"]).run()
+    assert not page.exception
+    fractured = int((predictions["fractured"] == 1).sum())
+    assert any(f"**{fractured}** of {len(predictions)} test cases" in m.value for m in page.markdown)
+
+    part = predictions["body_part"].iloc[0]
+    page.multiselect(key="case_body_part").set_value([part]).run()
+    page.radio(key="case_implant").set_value("With implant").run()
+    assert not page.exception
+    expected = predictions[(predictions["fractured"] == 1) & (predictions["body_part"] == part)
+                           & (predictions["hardware"] == 1)]
+    assert any(f"**{len(expected)}** of {len(predictions)} test cases" in m.value for m in page.markdown)
+
+    page.radio(key="case_implant").set_value("Without implant").run()
+    page.multiselect(key="case_outcome").set_value([]).run()
+    assert not page.exception
+    assert any(f"**0** of {len(predictions)} test cases" in m.value for m in page.markdown)
+
+    page.multiselect(key="case_outcome").set_value(["FP", "TN", "FN", "TP"]).run()
+    page.multiselect(key="case_body_part").set_value(sorted(predictions["body_part"].unique())).run()
+    page.number_input(key="case_page").set_value(99).run()  # past the last page: shows the last one
+    assert not page.exception
+    assert any(c.value.startswith("Page 3 of 3") for c in page.caption)  # 30 cases, 12 a page
+
+
+def test_implant_cases_called_fractured_are_listed(page, evaluated_model_dir):
+    predictions = pd.read_csv(evaluated_model_dir / "evaluation" / "predictions.csv", keep_default_na=False)
+    called = predictions[(predictions["hardware"] == 1) & (predictions["decision"] == "fractured")]
+    texts = _texts(page)
+    assert "brightness rank" in texts
+    if len(called):
+        listed = next(frame.value for frame in page.dataframe if "peak_brightness_rank" in frame.value.columns)
+        assert sorted(listed["image_id"]) == sorted(called["image_id"])
+
+
+def test_page_copes_with_an_evaluation_from_before_localisation(evaluated_model_dir, tmp_path, monkeypatch):
+    old = tmp_path / "old_model"
+    shutil.copytree(evaluated_model_dir, old)
+    metrics_path = old / "evaluation" / "metrics.json"
+    results = json.loads(metrics_path.read_text())
+    for key in ("localisation", "sanity_check", "explanation_methods", "implant_heatmaps"):
+        results.pop(key)
+    metrics_path.write_text(json.dumps(results))
+    predictions = pd.read_csv(old / "evaluation" / "predictions.csv", keep_default_na=False)
+    predictions = predictions[["image_id", "path", "body_part", "hardware", "fractured", "probability_fractured",
+                               "decision", "outcome", "case_image"]]
+    predictions.to_csv(old / "evaluation" / "predictions.csv", index=False)
+    at = _page(old, monkeypatch)
+    try:
+        assert not at.exception and not at.error
+        assert len(at.info) >= 2  # no localisation figures, no sanity check: said so
+        assert "Case browser" in [s.value for s in at.subheader]
+    finally:
+        st.cache_data.clear()
+
+
+def test_reading_page_offers_only_methods_that_passed(evaluated_model_dir, monkeypatch):
+    import pages.shared
+
+    monkeypatch.setattr(pages.shared, "MODEL_DIR", evaluated_model_dir)
+    st.cache_data.clear()
+    try:
+        stored = json.loads((evaluated_model_dir / "evaluation" / "metrics.json").read_text())
+        assert pages.shared.explanation_methods() == tuple(stored["explanation_methods"])
+        results = dict(stored, explanation_methods=["Grad-CAM"])
+        (evaluated_model_dir / "evaluation" / "metrics.json").write_text(json.dumps(results))
+        st.cache_data.clear()
+        assert pages.shared.explanation_methods() == ("Grad-CAM",)
+        results.pop("explanation_methods")
+        (evaluated_model_dir / "evaluation" / "metrics.json").write_text(json.dumps(results))
+        st.cache_data.clear()
+        assert pages.shared.explanation_methods() == ("Grad-CAM", "Grad-CAM++", "Faster-ScoreCAM")
+    finally:
+        (evaluated_model_dir / "evaluation" / "metrics.json").write_text(json.dumps(stored))
+        st.cache_data.clear()
