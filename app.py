@@ -5,9 +5,12 @@
 
 import streamlit as st
 
-from pages.shared import CITATION, load_card
+from pages.shared import CITATION, keep_uploads_in_memory, load_card
 
-st.set_page_config(page_title="Fracture Lens", page_icon=":material/radiology:", layout="wide")
+keep_uploads_in_memory()  # before any upload: the server must not spool uploads to a temp file
+# An emoji favicon is drawn in the browser; a ":material/...:" one would be fetched from fonts.gstatic.com,
+# telling Google who uses the app (tests/e2e/test_server_security.py).
+st.set_page_config(page_title="Fracture Lens", page_icon="🦴", layout="wide")
 
 navigation = st.navigation([
     st.Page("pages/read_xray.py", title="Read an X-ray", icon=":material/radiology:", default=True),

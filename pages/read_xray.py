@@ -86,6 +86,7 @@ def _dicom_window(radiograph: Radiograph, digest: str) -> tuple[float, float] | 
         left, right = st.columns(2)
         new_centre = left.number_input("Window centre", value=float(centre), key=f"centre_{digest}")
         new_width = right.number_input("Window width", value=float(width), min_value=1.0, key=f"width_{digest}")
+        st.caption("The probability and the heatmap are computed on the image as shown with this window.")
     return None if (new_centre, new_width) == (centre, width) else (new_centre, new_width)
 
 
@@ -122,17 +123,18 @@ digest = hashlib.sha256(data).hexdigest()
 radiograph = _decode(data, window=None)
 if radiograph is None:
     st.stop()
+if radiograph.source_format == "DICOM":
+    details = [f"body part: {radiograph.body_part}" if radiograph.body_part else "",
+               f"view: {radiograph.view}" if radiograph.view else ""]
+    details = [detail for detail in details if detail]
+    st.caption("DICOM, " + ", ".join(details) if details else "DICOM (the file names no body part or view)")
+
 window = _dicom_window(radiograph, digest)
 if window is not None:
     radiograph = _decode(data, window=window)
     if radiograph is None:
         st.stop()
     digest = f"{digest}:{window}"
-
-if radiograph.source_format == "DICOM":
-    details = [f"body part: {radiograph.body_part}" if radiograph.body_part else "",
-               f"view: {radiograph.view}" if radiograph.view else ""]
-    st.caption("DICOM " + ", ".join(d for d in details if d))
 
 plausible, reason = looks_like_radiograph(radiograph)
 if not plausible:

@@ -71,6 +71,25 @@ def explanation_methods() -> tuple[str, ...]:
     return METHODS if passed is None else tuple(method for method in METHODS if method in passed)
 
 
+def keep_uploads_in_memory() -> None:
+    """Make the server parse every accepted upload in memory, never in a temporary file.
+
+    Streamlit's server (Starlette) parses an upload with a ``SpooledTemporaryFile`` that moves to an
+    anonymous file in the temp folder once it passes 1 MB, so a DICOM of a few MB would reach the disk
+    for the length of the request. Raising the spool size above the largest request the server
+    accepts (``server.maxUploadSize`` plus Streamlit's 1 MB multipart margin) keeps it in memory;
+    Streamlit reads the whole file into memory right after parsing anyway. Process-wide and
+    idempotent: call it before any upload can arrive (app.py does, on every run).
+    """
+    try:
+        from starlette.formparsers import MultiPartParser
+    except ImportError:  # a Streamlit without Starlette has no spooling parser to adjust
+        return
+    largest_request = (int(st.get_option("server.maxUploadSize")) + 1) * 1024 * 1024
+    if getattr(MultiPartParser, "spool_max_size", largest_request) < largest_request:
+        MultiPartParser.spool_max_size = largest_request
+
+
 def sample_files() -> list[Path]:
     return sorted(SAMPLES_DIR.glob("*.jpg")) + sorted(SAMPLES_DIR.glob("*.png")) + sorted(SAMPLES_DIR.glob("*.dcm"))
 

@@ -1,0 +1,81 @@
+"""`.streamlit/config.toml` and SECURITY.md: every setting is a real Streamlit option, commented, set to
+the safe value and documented; and the in-memory upload setting really applies to Streamlit's parser."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import pytest
+import streamlit as st
+from streamlit import config as streamlit_config
+
+from tests.conftest import REPO
+
+CONFIG = REPO / ".streamlit" / "config.toml"
+SECURITY = REPO / "SECURITY.md"
+
+
+def _settings() -> dict[str, object]:
+    parsed = tomllib.loads(CONFIG.read_text())
+    return {f"{section}.{key}": value for section, values in parsed.items() for key, value in values.items()}
+
+
+def test_every_setting_is_a_streamlit_option():
+    options = streamlit_config.get_config_options()
+    assert [key for key in _settings() if key not in options] == []
+
+
+def test_every_setting_has_a_comment_and_is_documented_in_security_md():
+    lines = CONFIG.read_text().splitlines()
+    security = SECURITY.read_text()
+    section = ""
+    for index, line in enumerate(lines):
+        if header := re.fullmatch(r"\[(\w+)\]", line.strip()):
+            section = header.group(1)
+        if not (setting := re.match(r"(\w+)\s*=", line)):
+            continue
+        key = f"{section}.{setting.group(1)}"
+        above = next(previous for previous in reversed(lines[:index]) if not re.match(r"\w+\s*=", previous))
+        assert above.startswith("#"), f"{key} has no comment above it"
+        assert f"| `{key}` |" in security, f"SECURITY.md's settings table omits {key}"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("browser.gatherUsageStats", False),
+        ("server.enableXsrfProtection", True),
+        ("server.enableCORS", True),
+        ("server.address", "127.0.0.1"),
+        ("server.fileWatcherType", "none"),
+        ("server.runOnSave", False),
+        ("server.enableStaticServing", False),
+        ("server.enableAgentApi", False),
+        ("client.showErrorDetails", "none"),
+        ("client.showErrorLinks", False),
+        ("client.toolbarMode", "viewer"),
+        ("logger.level", "warning"),
+    ],
+)
+def test_safe_value(key, value):
+    assert _settings()[key] == value
+
+
+def test_upload_limit_fits_radiographs_and_is_stated():
+    limit = _settings()["server.maxUploadSize"]
+    assert 30 <= limit <= 100  # a 4300 x 3500 16-bit detector image is 30 MB
+    assert f"{limit} MB" in SECURITY.read_text()
+
+
+def test_uploads_are_parsed_in_memory_up_to_the_largest_accepted_request(monkeypatch):
+    from starlette.formparsers import MultiPartParser
+
+    from pages.shared import keep_uploads_in_memory
+
+    monkeypatch.setattr(MultiPartParser, "spool_max_size", 1024 * 1024)  # Starlette's default: 1 MB
+    keep_uploads_in_memory()
+    limit_bytes = st.get_option("server.maxUploadSize") * 1024 * 1024
+    assert MultiPartParser.spool_max_size > limit_bytes + 1024 * 1024 - 1  # the size cap plus Streamlit's margin
+    keep_uploads_in_memory()  # idempotent
+    assert MultiPartParser.spool_max_size >= limit_bytes
