@@ -4,8 +4,10 @@
 
 Scores every test image again through imaging + preprocess + the model (nothing read from the stored
 predictions), then prints ROC AUC with its 95% bootstrap CI, sensitivity at 90% specificity, expected
-calibration error, the implant-free ROC AUC, and the operating-point figures. Asserts nothing; the
-last line says whether the stored evaluation agrees.
+calibration error, the implant-free ROC AUC, and the operating-point figures. With ``--rule`` it also
+scores the validation split, chooses a second threshold there by that rule (e.g. ``specificity=0.90``)
+and prints the test figures at it. Asserts nothing; the last line says whether the stored evaluation
+agrees.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--rule", default=None, help="also choose a threshold on validation by this rule")
     args = parser.parse_args()
 
     predictor = Predictor.load(args.model_dir)
@@ -53,6 +56,15 @@ def main() -> None:
     print(f"at threshold {point.threshold:.3f}: sensitivity {point.sensitivity:.3f} "
           f"(95% CI {point.sensitivity_ci95[0]:.3f}-{point.sensitivity_ci95[1]:.3f}), specificity "
           f"{point.specificity:.3f} (95% CI {point.specificity_ci95[0]:.3f}-{point.specificity_ci95[1]:.3f})")
+    if args.rule:
+        validation = split[split["split"] == "validation"]
+        validation_probabilities = score_images(predictor, args.data / "images", list(validation["path"]))
+        threshold = metrics.choose_threshold(validation["fractured"].to_numpy(), validation_probabilities, args.rule)
+        chosen = metrics.at_threshold(labels, probabilities, threshold)
+        print(f"threshold {threshold:.3f} chosen on validation by {args.rule}: on test sensitivity "
+              f"{chosen.sensitivity:.3f} (95% CI {chosen.sensitivity_ci95[0]:.3f}-{chosen.sensitivity_ci95[1]:.3f}), "
+              f"specificity {chosen.specificity:.3f} (95% CI {chosen.specificity_ci95[0]:.3f}-"
+              f"{chosen.specificity_ci95[1]:.3f})")
     stored_path = args.model_dir / "evaluation" / "metrics.json"
     if stored_path.exists():
         stored = json.loads(stored_path.read_text())["roc_auc"]

@@ -249,6 +249,21 @@ def _case_grid(cases: pd.DataFrame, columns: int = 3) -> None:
                 st.caption(_case_caption(case) + " (no image stored)")
 
 
+def misclassified_gallery(predictions: pd.DataFrame, results: dict) -> None:
+    """Every misclassified test case, false negatives and false positives apart, most confident first."""
+    st.subheader("Misclassified test cases")
+    st.caption(f"Each with its {results.get('heatmap_method', DEFAULT_METHOD)} heatmap and the radiologists' boxes, "
+               f"at the operating threshold. {CITATION}")
+    cases = _numeric_case_columns(predictions)
+    tabs = st.tabs(["False negatives (missed fractures)", "False positives (false alarms)"])
+    for tab, outcome in zip(tabs, ["false negative", "false positive"], strict=True):
+        wrong = cases[cases["outcome"] == outcome].sort_values(
+            "probability_fractured", ascending=outcome == "false negative")
+        with tab:
+            st.caption(f"{len(wrong)} cases")
+            _case_grid(wrong)
+
+
 def case_browser(predictions: pd.DataFrame, results: dict, threshold: float) -> None:
     st.subheader("Case browser")
     method = results.get("heatmap_method", DEFAULT_METHOD)
@@ -376,4 +391,5 @@ st.caption(
 localisation_section(results)
 sanity_section(results)
 implant_section(results, predictions)
+misclassified_gallery(predictions, results)
 case_browser(predictions, results, threshold)

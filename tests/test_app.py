@@ -41,8 +41,11 @@ def test_uploaded_radiograph_is_scored(app, fractured_sample):
     app.run()
     assert not app.exception and not app.error
     assert 0.0 <= _probability(app) <= 1.0
-    app.radio(key="method").set_value("Grad-CAM++").run()
-    assert not app.exception and len(app.image) >= 3
+    method = app.radio(key="method")
+    for other in method.options[1:]:  # every other method that passed the sanity check
+        method.set_value(other).run()
+        assert not app.exception and len(app.image) >= 3
+        method = app.radio(key="method")
 
 
 def test_bad_file_shows_a_message_and_the_next_upload_works(app, fractured_sample):

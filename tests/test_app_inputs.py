@@ -254,7 +254,8 @@ def test_dicom_identifiers_never_reach_page_log_or_temp_folder(
     assert_scored(app)
     next(n for n in app.number_input if n.label == "Window width").set_value(900.0).run()
     assert_scored(app)
-    app.radio(key="method").set_value("Grad-CAM++").run()
+    method = app.radio(key="method")
+    method.set_value(method.options[-1]).run()  # another heatmap method, whichever passed the sanity check
     assert_scored(app)
     no_image = dicom_dataset(None, Modality="SR")  # a structured report: refused, by class not by name
     upload(app, "IM000125", dicom_bytes(no_image), "application/octet-stream")
@@ -267,5 +268,9 @@ def test_dicom_identifiers_never_reach_page_log_or_temp_folder(
     assert find_planted(printed.out + printed.err) == []
     for image in shown_images.values():  # PNG pixels, but check their metadata chunks too
         assert find_planted(image.decode("latin-1")) == []
-    assert list(private_temp.rglob("*")) == []  # nothing written through tempfile at all
+    # Nothing written through tempfile but TensorFlow's autograph code (the first trace of a tf.function in
+    # this process writes the generated Python source there); none of it may hold a planted value.
+    written = [path for path in private_temp.rglob("*") if path.is_file()]
+    assert all(path.name.startswith("__autograph_generated_file") for path in written), written
+    assert _planted_in_files(written) == {}
     assert _planted_in_files(_files_written_since(system_temp, started)) == {}

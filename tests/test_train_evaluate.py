@@ -23,7 +23,8 @@ def trained(tiny_fracatlas, tmp_path_factory):
 
 
 def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
-    assert (trained / "fracture_cnn.keras").stat().st_size > 1_000_000
+    # the weights (about 14 MB) without the optimizer's state (which would triple the file)
+    assert 10_000_000 < (trained / "fracture_cnn.keras").stat().st_size < 20_000_000
     card = read_card(trained)
     assert card["input_size"] == 64
     assert card["positive_class"] == "fractured"
