@@ -15,6 +15,7 @@ from pages.shared import (
     load_card,
     load_explainer,
     load_predictor,
+    model_lock,
     sample_files,
     sample_label,
 )
@@ -97,7 +98,8 @@ def _explanation(radiograph: Radiograph, digest: str, method: str):
     if key not in cache:
         cache.clear()  # only the current image's heatmaps are kept
         predictor, explainer = load_predictor(), load_explainer()
-        cache[key] = explainer.explain(predictor.network_input(radiograph.pixels), radiograph.pixels.shape, method)
+        with model_lock():
+            cache[key] = explainer.explain(predictor.network_input(radiograph.pixels), radiograph.pixels.shape, method)
     return cache[key]
 
 
@@ -143,7 +145,9 @@ if not plausible:
     if not st.checkbox("This is a radiograph: score it anyway", key=f"override_{digest}"):
         st.stop()
 
-prediction = load_predictor().predict(radiograph.pixels)
+predictor = load_predictor()
+with model_lock():
+    prediction = predictor.predict(radiograph.pixels)
 left, right = st.columns([1, 2])
 with left:
     st.metric("Probability of fracture", f"{prediction.probability_fractured:.0%}")

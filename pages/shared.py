@@ -6,6 +6,7 @@ Loaded once per server process (``st.cache_resource``) or per file version (``st
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -39,6 +40,17 @@ def load_explainer():
 
     predictor = load_predictor()
     return Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
+
+
+@st.cache_resource
+def model_lock() -> threading.Lock:
+    """One model call (prediction or heatmap) at a time across all sessions.
+
+    On a CPU server, parallel calls only compete for the same cores (TensorFlow already uses them all
+    for one call), while each holds its own activations and gradients: queued, they finish as fast in
+    total and peak memory no longer grows with the number of people uploading at once.
+    """
+    return threading.Lock()
 
 
 @st.cache_data
