@@ -29,22 +29,8 @@ from fracture_model import localisation  # noqa: E402
 from fracture_model.evaluate import case_image  # noqa: E402
 from fracture_model.explain import METHODS, SCORECAM_CHANNELS, Explainer  # noqa: E402
 from fracture_model.imaging import read_radiograph  # noqa: E402
+from bench.timing import report, timed  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
-
-
-def _timed(function, repeats: int, warmup: int = 2) -> np.ndarray:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return np.array(times)
-
-
-def _report(name: str, times: np.ndarray) -> None:
-    print(f"{name:<34} median {np.median(times):8.1f} ms   p95 {np.percentile(times, 95):8.1f} ms   (n={len(times)})")
 
 
 def main() -> None:
@@ -64,19 +50,19 @@ def main() -> None:
     pixels = read_radiograph(args.image.read_bytes()).pixels
     network_input = predictor.network_input(pixels)
 
-    _report("prediction (forward only)", _timed(lambda: predictor.probabilities(network_input), args.repeats))
+    report("prediction (forward only)", timed(lambda: predictor.probabilities(network_input), args.repeats))
     explanations = {}
     for method in METHODS:
-        times = _timed(lambda m=method: explanations.__setitem__(m, explainer.explain(network_input, pixels.shape, m)),
+        times = timed(lambda m=method: explanations.__setitem__(m, explainer.explain(network_input, pixels.shape, m)),
                        args.repeats)
-        _report(method, times)
+        report(method, times)
 
     heatmap = explanations[METHODS[0]].heatmap
     height, width = pixels.shape
     box = localisation.Box(width * 0.4, height * 0.4, width * 0.05, height * 0.05)  # a typical fracture box
-    scores = _timed(lambda: localisation.score_heatmap(heatmap, [box]), args.repeats)
-    _report("localisation scores (per method)", scores)
-    _report("case image (evaluation)", _timed(lambda: case_image(pixels, heatmap, (box,), (10, 10)), args.repeats))
+    scores = timed(lambda: localisation.score_heatmap(heatmap, [box]), args.repeats)
+    report("localisation scores (per method)", scores)
+    report("case image (evaluation)", timed(lambda: case_image(pixels, heatmap, (box,), (10, 10)), args.repeats))
 
 
 if __name__ == "__main__":

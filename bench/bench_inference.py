@@ -25,22 +25,8 @@ import numpy as np  # noqa: E402
 
 from fracture_model.explain import METHODS, Explainer  # noqa: E402
 from fracture_model.imaging import read_radiograph  # noqa: E402
+from bench.timing import report, timed  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
-
-
-def _timed(function, repeats: int, warmup: int = 3) -> np.ndarray:
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append((time.perf_counter() - start) * 1000)
-    return np.array(times)
-
-
-def _report(name: str, times: np.ndarray) -> None:
-    print(f"{name:<28} median {np.median(times):7.1f} ms   p95 {np.percentile(times, 95):7.1f} ms   (n={len(times)})")
 
 
 def main() -> None:
@@ -61,11 +47,11 @@ def main() -> None:
     def predict() -> float:
         return predictor.predict(read_radiograph(data).pixels).probability_fractured
 
-    _report("prediction (decode+forward)", _timed(predict, args.repeats))
+    report("prediction (decode+forward)", timed(predict, args.repeats))
     pixels = read_radiograph(data).pixels
     network_input = predictor.network_input(pixels)
     for method in METHODS:
-        _report(method, _timed(lambda m=method: explainer.explain(network_input, pixels.shape, m), args.explain_repeats))
+        report(method, timed(lambda m=method: explainer.explain(network_input, pixels.shape, m), args.explain_repeats))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak_mib:.0f} MiB")
 
