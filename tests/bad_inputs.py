@@ -14,6 +14,7 @@ into a real browser. Nothing here is written to disk unless a test asks for it (
 from __future__ import annotations
 
 import io
+import os
 import re
 import struct
 import zlib
@@ -60,6 +61,34 @@ def find_planted(text: str) -> list[str]:
     """The planted strings that occur in ``text`` (case-insensitive); empty means clean."""
     lowered = text.lower()
     return [needle for needle in planted_strings() if needle.lower() in lowered]
+
+
+def files_written_since(folder: Path, since: float) -> list[Path]:
+    """Regular files (not links) under ``folder`` modified at or after ``since`` (a time.time() value)."""
+    found = []
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            path = Path(root) / name
+            try:
+                if path.is_file() and not path.is_symlink() and path.stat().st_mtime >= since:
+                    found.append(path)
+            except OSError:  # vanished while we looked (other processes use the temp folder too)
+                continue
+    return found
+
+
+def planted_in_files(paths: list[Path]) -> dict[str, list[str]]:
+    """For each file that holds a planted identifier (first 50 MB read), the identifiers found in it."""
+    hits = {}
+    for path in paths:
+        try:
+            with path.open("rb") as file:
+                text = file.read(50_000_000).decode("latin-1")
+        except OSError:
+            continue
+        if found := find_planted(text):
+            hits[str(path)] = found
+    return hits
 
 
 def assert_one_sentence(message: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from streamlit.testing.v1 import AppTest
 
 from fracture_model.imaging import read_radiograph
 from tests.bad_inputs import (
+    files_written_since,
+    planted_in_files,
     BAD_INPUTS,
     CR_WINDOW,
     EXIF_ROTATED_STORED_SIZE,
@@ -211,31 +212,6 @@ def test_dicom_cr_without_extension_shows_body_part_view_probability_and_window(
 # ----------------------------------------------------------------------------------------------
 
 
-def _files_written_since(folder: Path, since: float) -> list[Path]:
-    found = []
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = Path(root) / name
-            try:
-                if path.is_file() and path.stat().st_mtime >= since:
-                    found.append(path)
-            except OSError:  # vanished while we looked (other processes use the temp folder too)
-                continue
-    return found
-
-
-def _planted_in_files(paths: list[Path]) -> dict[str, list[str]]:
-    hits = {}
-    for path in paths:
-        try:
-            text = path.read_bytes()[:50_000_000].decode("latin-1")
-        except OSError:
-            continue
-        if found := find_planted(text):
-            hits[str(path)] = found
-    return hits
-
-
 def test_dicom_identifiers_never_reach_page_log_or_temp_folder(
     app, shown_images, caplog, capfd, monkeypatch, tmp_path
 ):
@@ -272,5 +248,5 @@ def test_dicom_identifiers_never_reach_page_log_or_temp_folder(
     # this process writes the generated Python source there); none of it may hold a planted value.
     written = [path for path in private_temp.rglob("*") if path.is_file()]
     assert all(path.name.startswith("__autograph_generated_file") for path in written), written
-    assert _planted_in_files(written) == {}
-    assert _planted_in_files(_files_written_since(system_temp, started)) == {}
+    assert planted_in_files(written) == {}
+    assert planted_in_files(files_written_since(system_temp, started)) == {}

@@ -7,7 +7,6 @@ anything written to the system temp folder during the test.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import time
@@ -18,6 +17,8 @@ import pytest
 
 from fracture_model.imaging import read_radiograph
 from tests.bad_inputs import (
+    files_written_since,
+    planted_in_files,
     BAD_INPUTS,
     CR_WINDOW,
     PLANTED_PATIENT,
@@ -61,32 +62,6 @@ def test_bad_file_shows_one_sentence_and_the_next_file_is_scored(server_url, bro
     assert re.fullmatch(r"\d{1,3}%", probability_text(page))
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     page.close()
-
-
-def _recent_files(folder: Path, since: float) -> list[Path]:
-    found = []
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            path = Path(root) / name
-            try:
-                if path.is_file() and not path.is_symlink() and path.stat().st_mtime >= since:
-                    found.append(path)
-            except OSError:
-                continue
-    return found
-
-
-def _planted_in(paths: list[Path]) -> dict[str, list[str]]:
-    hits = {}
-    for path in paths:
-        try:
-            with path.open("rb") as file:
-                text = file.read(50_000_000).decode("latin-1")
-        except OSError:
-            continue
-        if found := find_planted(text):
-            hits[str(path)] = found
-    return hits
 
 
 def test_dicom_in_the_browser_shows_body_part_and_window_and_leaks_no_identifier(server, browser):
@@ -134,6 +109,6 @@ def test_dicom_in_the_browser_shows_body_part_and_window_and_leaks_no_identifier
                  or (write[1] == "tempfile.mkstemp" and "__autograph_generated_file" not in write[2])]
     assert anonymous == [], "the server wrote a temporary file while handling the upload"
     written = [Path(path) for _when, _event, path, _how in writes if Path(path).is_file()]
-    assert _planted_in(written) == {}
-    assert _planted_in(_recent_files(server.temp_dir, 0)) == {}
-    assert _planted_in(_recent_files(Path(tempfile.gettempdir()), started)) == {}
+    assert planted_in_files(written) == {}
+    assert planted_in_files(files_written_since(server.temp_dir, 0)) == {}
+    assert planted_in_files(files_written_since(Path(tempfile.gettempdir()), started)) == {}
