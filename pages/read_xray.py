@@ -170,8 +170,12 @@ if method is None:
 opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
 explanation = _explanation(radiograph, digest, method)
 
+flat = float(explanation.heatmap.max()) <= 0.0  # no region raised the fracture score: there is no peak
+blended_image = overlay(radiograph.pixels, explanation.heatmap, opacity)
 original, blended, heat = st.columns(3)
 original.image(radiograph.pixels, caption=name, clamp=True, width="stretch")
-blended.image(mark_peak(overlay(radiograph.pixels, explanation.heatmap, opacity), explanation.peak),
-              caption=f"{method} over the radiograph (ring: peak)", width="stretch")
+blended.image(blended_image if flat else mark_peak(blended_image, explanation.peak),
+              caption=f"{method} over the radiograph" + ("" if flat else " (ring: peak)"), width="stretch")
 heat.image(heatmap_image(explanation.heatmap), caption=f"{method} alone (red: most influence)", width="stretch")
+if flat:
+    st.caption(f"The {method} map is empty: no region of this image raised the fracture score.")

@@ -82,3 +82,16 @@ def test_threshold_explorer_recomputes_live(app):
     app.slider(key="threshold_explorer").set_value(1.0).run()
     assert not app.exception
     assert [m for m in app.metric if m.label == "Specificity"][-1].value == "100.0%"
+
+
+def test_empty_heatmap_is_said_and_gets_no_peak_ring(app, sample_paths):
+    """A flat Grad-CAM (no region raised the score) is stated in words, never marked with a ring at (0, 0)."""
+    for index in range(len(sample_paths)):
+        app.button[index].click().run()
+        assert not app.exception
+        (explanation,) = app.session_state["explanations"].values()
+        flat = float(explanation.heatmap.max()) <= 0.0
+        said = any("map is empty" in caption.value for caption in app.caption)
+        assert said == flat
+        captions = [image.proto.imgs[0].caption for image in app.image]
+        assert any("(ring: peak)" in caption for caption in captions) == (not flat)
