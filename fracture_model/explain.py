@@ -27,6 +27,7 @@ from tf_keras_vis.scorecam import Scorecam  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
 from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore  # noqa: E402
 
+from fracture_model.localisation import heatmap_peak  # noqa: E402
 from fracture_model.network import LAST_CONV_LAYER  # noqa: E402
 from fracture_model.preprocess import Letterbox  # noqa: E402
 
@@ -45,10 +46,9 @@ class Explanation:
     """Over the square network input, float32 in [0, 1]."""
 
     @property
-    def peak(self) -> tuple[int, int]:
-        """(x, y) of the heatmap's maximum in original-image pixels."""
-        y, x = np.unravel_index(int(np.argmax(self.heatmap)), self.heatmap.shape)
-        return int(x), int(y)
+    def peak(self) -> tuple[int, int] | None:
+        """(x, y) of the heatmap's maximum in original-image pixels; None for a flat map (it points nowhere)."""
+        return heatmap_peak(self.heatmap)
 
 
 class _TwoClassLogProbabilities(keras.layers.Layer):

@@ -146,7 +146,7 @@ def energy_inside(heatmap: np.ndarray, boxes: Iterable[Box]) -> float:
 
 
 def heatmap_peak(heatmap: np.ndarray) -> tuple[int, int] | None:
-    """(column, row) of the heatmap's maximum, as ``Explanation.peak``; None for a flat map (no peak).
+    """(column, row) of the heatmap's maximum (``Explanation.peak``); None for a flat map (no peak).
 
     Grad-CAM draws an all-zero map when no region speaks for the explained class; such a map points
     nowhere, and the pointing game counts it as a miss.

@@ -170,7 +170,7 @@ if method is None:
 opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
 explanation = _explanation(radiograph, digest, method)
 
-flat = float(explanation.heatmap.max()) <= 0.0  # no region raised the fracture score: there is no peak
+flat = explanation.peak is None  # no region raised the fracture score: nothing to point at
 blended_image = overlay(radiograph.pixels, explanation.heatmap, opacity)
 original, blended, heat = st.columns(3)
 original.image(radiograph.pixels, caption=name, clamp=True, width="stretch")

@@ -107,3 +107,12 @@ def test_overlay_and_peak_marker():
     assert heatmap_image(heatmap)[10, 20, 0] > 100  # red at the peak of the jet colour map
     marked = mark_peak(blended, (20, 10))
     assert not np.array_equal(marked, blended) and marked.shape == blended.shape
+
+
+def test_peak_is_in_original_pixels_and_none_for_a_flat_map():
+    from fracture_model.explain import Explanation
+
+    heatmap = np.zeros((40, 30), np.float32)
+    assert Explanation("Grad-CAM", heatmap, heatmap).peak is None
+    heatmap[10, 20] = 1.0
+    assert Explanation("Grad-CAM", heatmap, heatmap).peak == (20, 10)  # (x, y)
