@@ -10,7 +10,6 @@ The label comes from the folder (``Fractured/`` or ``Non_fractured/``), never fr
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -180,9 +179,3 @@ class RadiographBatches(keras.utils.PyDataset):
         if self.training:
             self.rng.shuffle(self.order)
 
-
-@dataclass(frozen=True)
-class SplitData:
-    frame: pd.DataFrame
-    inputs: np.ndarray
-    labels: np.ndarray

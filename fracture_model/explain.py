@@ -104,9 +104,7 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray, opacity: float = 0.4) -> np
     """RGB uint8 image: the radiograph with the heatmap (jet colour map) blended in at ``opacity``."""
     gray = np.clip(pixels * 255.0, 0, 255).astype(np.uint8)
     base = cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
-    colour = cv2.applyColorMap(np.clip(heatmap * 255.0, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
-    colour = cv2.cvtColor(colour, cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(colour, float(opacity), base, 1.0 - float(opacity), 0.0)
+    return cv2.addWeighted(heatmap_image(heatmap), float(opacity), base, 1.0 - float(opacity), 0.0)
 
 
 def heatmap_image(heatmap: np.ndarray) -> np.ndarray:
