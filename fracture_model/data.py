@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from fracture_model import localisation
 from fracture_model.imaging import read_radiograph
-from fracture_model.preprocess import preprocess
+from fracture_model.preprocess import Letterbox, preprocess
 
 BODY_PARTS = ("hand", "leg", "hip", "shoulder", "mixed")
 NEIGHBOUR_BLOCK = 10
@@ -120,17 +121,63 @@ def load_inputs(data_dir: Path | str, paths: list[str], image_size: int) -> np.n
     return inputs
 
 
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def input_boxes(
+    data_dir: Path | str, frame: pd.DataFrame, image_size: int, boxes: dict[str, tuple[localisation.Box, ...]]
+) -> list[tuple[tuple[localisation.Box, ...], float]]:
+    """Per row of ``frame``: its fracture boxes in network-input pixels and the pointing tolerance there.
+
+    The boxes go through the same letterbox and resize as the image (``Letterbox``); the tolerance is
+    ``localisation.POINTING_TOLERANCE_PX`` scaled the same way. Rows without boxes get ``((), 0.0)``.
+    """
+    images_dir = Path(data_dir) / "images"
+    found = []
+    for image_id, path in zip(frame["image_id"], frame["path"], strict=True):
+        own = boxes.get(image_id, ())
+        if not own:
+            found.append(((), 0.0))
+            continue
+        shape = read_radiograph((images_dir / path).read_bytes()).pixels.shape
+        letterbox = Letterbox(shape, image_size)
+        found.append((tuple(localisation.box_to_input(box, letterbox) for box in own),
+                      localisation.POINTING_TOLERANCE_PX * letterbox.scale))
+    return found
+
+
+def cell_targets(hit_mask: np.ndarray, cells: int) -> np.ndarray:
+    """Which cells of a ``cells`` x ``cells`` feature map count as pointing at the fracture: (cells, cells) 0/1.
+
+    ``hit_mask`` marks the input pixels where a heatmap peak would be a pointing-game hit. A cell counts
+    when its centre pixel is such a pixel; when no centre is (a box smaller than a cell, between centres),
+    the cells holding the largest share of hit pixels count instead. All zero when the mask is empty
+    (e.g. the box was shifted out of the frame by augmentation).
+    """
+    size = hit_mask.shape[0]
+    step = size / cells
+    centres = (np.arange(cells) * step + step / 2).astype(int)
+    targets = hit_mask[np.ix_(centres, centres)].astype(np.float32)
+    if targets.any() or not hit_mask.any():
+        return targets
+    import cv2
+
+    coverage = cv2.resize(hit_mask.astype(np.float32), (cells, cells), interpolation=cv2.INTER_AREA)
+    return (coverage >= coverage.max()).astype(np.float32)
+
+
+def augment(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None):
     """Anatomy-preserving augmentation of one preprocessed image (float32, (size, size, 1), [0, 1]).
 
     Horizontal flip (left and right limbs), rotation within 15 degrees, zoom 0.85-1.15, shift within
     8%, and brightness, contrast and gamma jitter. No vertical flips or shears: bones keep their shape.
+
+    With ``mask`` (a (size, size) map over the same image, e.g. where the fracture is), returns
+    ``(image, mask)`` with the mask moved by the same flip, rotation, zoom and shift.
     """
     import cv2
 
     size = image.shape[0]
     plane = image[..., 0]
-    if rng.random() < 0.5:
+    flip = rng.random() < 0.5
+    if flip:
         plane = plane[:, ::-1]
     angle = rng.uniform(-15.0, 15.0)
     zoom = rng.uniform(0.85, 1.15)
@@ -141,11 +188,24 @@ def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     )
     plane = np.clip(plane, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
     plane = (plane - 0.5) * rng.uniform(0.85, 1.15) + 0.5 + rng.uniform(-0.08, 0.08)
-    return np.clip(plane, 0.0, 1.0).astype(np.float32)[..., np.newaxis]
+    image = np.clip(plane, 0.0, 1.0).astype(np.float32)[..., np.newaxis]
+    if mask is None:
+        return image
+    mask = mask[:, ::-1] if flip else mask
+    mask = cv2.warpAffine(np.ascontiguousarray(mask, dtype=np.uint8), matrix, (size, size),
+                          flags=cv2.INTER_NEAREST, borderValue=0)
+    return image, mask
 
 
 class RadiographBatches(keras.utils.PyDataset):
-    """Batches of preprocessed radiographs (uint8 in memory), augmented on the fly when training."""
+    """Batches of preprocessed radiographs (uint8 in memory), augmented on the fly when training.
+
+    Plain: ``(images, labels)``. With ``boxes`` (from ``input_boxes``), for a model with the two outputs
+    of ``network.with_evidence_map``: ``(images, (labels, cell_targets), (class_weights, has_target))``,
+    the boxes moved with the image by the augmentation and turned into ``cell_targets`` on the
+    ``cells`` x ``cells`` evidence map; ``class_weight`` then becomes per-sample weights (Keras takes
+    ``class_weight`` for single-output models only).
+    """
 
     def __init__(
         self,
@@ -155,11 +215,16 @@ class RadiographBatches(keras.utils.PyDataset):
         *,
         training: bool,
         seed: int = 0,
+        boxes: list[tuple[tuple[localisation.Box, ...], float]] | None = None,
+        cells: int = 0,
+        class_weight: dict[int, float] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         self.inputs, self.labels = inputs, labels.astype(np.float32)
         self.batch_size, self.training = batch_size, training
+        self.boxes, self.cells = boxes, cells
+        self.class_weight = class_weight or {0: 1.0, 1: 1.0}
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(inputs))
         if training:
@@ -171,9 +236,25 @@ class RadiographBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         images = self.inputs[rows].astype(np.float32) / 255.0
+        if self.boxes is not None:
+            return self._with_targets(images, rows)
         if self.training:
             images = np.stack([augment(image, self.rng) for image in images])
         return images, self.labels[rows]
+
+    def _with_targets(self, images: np.ndarray, rows: np.ndarray):
+        size = images.shape[1]
+        targets = np.zeros((len(rows), self.cells, self.cells, 1), dtype=np.float32)
+        for i, row in enumerate(rows):
+            boxes, tolerance = self.boxes[row]
+            mask = localisation.near_boxes_mask(boxes, (size, size), tolerance).astype(np.uint8)
+            if self.training:
+                images[i], mask = augment(images[i], self.rng, mask)
+            targets[i, ..., 0] = cell_targets(mask, self.cells)
+        labels = self.labels[rows]
+        weights = np.array([self.class_weight[int(label)] for label in labels], dtype=np.float32)
+        has_target = targets.reshape(len(rows), -1).max(axis=1)
+        return images, (labels, targets), (weights, has_target)
 
     def on_epoch_end(self) -> None:
         if self.training:

@@ -155,6 +155,30 @@ def build_fracture_model(
     return model
 
 
+EVIDENCE_MAP = "evidence_map"
+"""Name of the training-only second output of ``with_evidence_map``."""
+
+
+def with_evidence_map(model: keras.Model) -> keras.Model:
+    """The classifier with a second output: its logit at every cell of ``LAST_CONV_LAYER``.
+
+    The head is global average pooling then one dense unit, so the classifier's logit is exactly the mean
+    over cells of ``features(cell) . kernel + bias``: that map, computed with the output layer's own
+    weights, is the class activation map, and it is what Grad-CAM draws for this head (the gradient of
+    the logit with respect to each feature channel is ``kernel / cells`` everywhere). Training a loss on
+    this map therefore trains the explanation itself. The returned model shares every layer and weight
+    with ``model``; it is used for training only, and ``model`` alone is saved.
+    """
+    dense = model.get_layer(OUTPUT_LAYER)
+    features = model.get_layer(LAST_CONV_LAYER).output
+
+    def cell_logits(feature_map):
+        return keras.ops.einsum("bhwc,co->bhwo", feature_map, dense.kernel) + dense.bias
+
+    evidence = layers.Lambda(cell_logits, name=EVIDENCE_MAP)(features)
+    return keras.Model(model.inputs, [model.outputs[0], evidence], name=f"{model.name}_with_evidence_map")
+
+
 HEAD_LAYERS = frozenset({"radiograph", "image", "to_unit_range", "gray_to_rgb", "pool", "dropout", OUTPUT_LAYER, "imagenet_logits"})
 
 

