@@ -74,7 +74,7 @@ def _sanity_verdict(results: dict, method: str) -> str:
     return "passed" if check["by_method"][method]["passed"] else "FAILED"
 
 
-def localisation_section(results: dict) -> None:
+def localisation_section(results: dict, card: dict) -> None:
     st.subheader("Do the heatmaps point at the fracture?")
     found = results.get("localisation")
     if not found:
@@ -90,6 +90,14 @@ def localisation_section(results: dict) -> None:
         "**Energy inside the boxes**: the share of the heatmap's total that falls inside the boxes. "
         "Chance: what a randomly placed peak or a flat heatmap would score."
     )
+    supervision = card.get("box_supervision")
+    if supervision:
+        st.markdown(
+            "**The model was taught where to look.** During training, a second loss asked the class activation "
+            "map (which for this network is exactly its Grad-CAM) to peak within the pointing tolerance of the "
+            f"fracture boxes (weight {supervision['weight']:g}). Only the training split's boxes were used; the "
+            "test boxes measured here were never seen, and the epoch was chosen by validation ROC AUC alone."
+        )
     default = found["by_method"].get(found.get("default_method", DEFAULT_METHOD))
     target = found.get("target", {})
     if default:
@@ -388,7 +396,7 @@ st.caption(
     "Metal implants occur almost only in fractured images, so a model could learn 'metal means fracture'."
 )
 
-localisation_section(results)
+localisation_section(results, card)
 sanity_section(results)
 implant_section(results, predictions)
 misclassified_gallery(predictions, results)

@@ -83,6 +83,7 @@ def test_localisation_section_states_tolerance_figures_and_sanity(page, evaluate
     stored = json.loads((evaluated_model_dir / "evaluation" / "metrics.json").read_text())
     texts = _texts(page)
     assert "15 px" in texts and "Spearman" in texts and "median |rho|" in texts
+    assert "taught where to look" not in texts  # this card records no box supervision
     hit = next(m for m in page.metric if m.label.startswith("Pointing-game hit rate"))
     assert hit.value == f"{stored['localisation']['by_method']['Grad-CAM']['pointing_hit_rate']:.0%}"
     tables = [frame.value for frame in page.dataframe]
@@ -93,6 +94,21 @@ def test_localisation_section_states_tolerance_figures_and_sanity(page, evaluate
     expected = {method: "passed" if summary["passed"] else "FAILED"
                 for method, summary in stored["sanity_check"]["by_method"].items()}
     assert dict(zip(sanity["method"], sanity["result"], strict=True)) == expected
+
+
+def test_localisation_section_says_when_the_model_was_trained_on_boxes(evaluated_model_dir, tmp_path, monkeypatch):
+    folder = tmp_path / "model"
+    shutil.copytree(evaluated_model_dir, folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["box_supervision"] = {"weight": 1.0, "loss": "pointing loss", "validation_cell_pointing": 0.5}
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    try:
+        at = _page(folder, monkeypatch)
+        assert not at.exception
+        texts = _texts(at)
+        assert "taught where to look" in texts and "test boxes measured here were never seen" in texts
+    finally:
+        st.cache_data.clear()
 
 
 def test_case_browser_filters(page, evaluated_model_dir):

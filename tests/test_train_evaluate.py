@@ -32,6 +32,12 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert card["operating_threshold_chosen_on"] == "validation split"
     assert card["training"]["seed"] == 3 and "--seed 3" in card["training"]["command"]
     assert len(card["data"]["fingerprint_sha256"]) == 64
+    # box supervision is on by default, and its validation figure is recorded
+    assert card["box_supervision"]["weight"] == 1.0
+    assert 0.0 <= card["box_supervision"]["validation_cell_pointing"] <= 1.0
+    history = pd.read_csv(trained / "history.csv")
+    assert {"evidence_map_loss", "probability_fractured_loss", "val_roc_auc", "val_cell_pointing"} <= set(history.columns)
+    assert history["evidence_map_loss"].notna().all() and (history["evidence_map_loss"] >= 0).all()
 
     split = pd.read_csv(trained / "split.csv")
     assert set(split["split"]) == {"train", "validation", "test"}
@@ -39,6 +45,16 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert len(split) == 78  # two truncated originals dropped
     duplicates = split[split["image_id"].isin(["IMG0000005.jpg", "IMG0000205.jpg"])]
     assert duplicates["split"].nunique() == 1
+
+
+def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tmp_path):
+    code = train.main([
+        "--data", str(tiny_fracatlas), "--out", str(tmp_path), "--image-size", "64", "--batch-size", "8",
+        "--frozen-epochs", "0", "--epochs", "1", "--seed", "3", "--box-loss-weight", "0",
+    ])
+    assert code == 0
+    assert read_card(tmp_path)["box_supervision"] is None
+    assert "evidence_map_loss" not in pd.read_csv(tmp_path / "history.csv").columns
 
 
 def test_training_help_answers():
