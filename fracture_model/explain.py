@@ -9,6 +9,13 @@ same network with two outputs, log P(not fractured) and log P(fractured), whose 
 (1 - P, P), and scores index 1.
 Maps are taken at ``LAST_CONV_LAYER`` itself (after the head's batch-norm and ReLU6), so
 ``seek_penultimate_conv_layer=False``.
+
+Each map is computed at the layer's own resolution (one value per cell of its grid, ``expand_cam=False``)
+and enlarged here with ``cv2.resize``, which puts the value of cell ``j`` of ``n`` over the centre of the
+``j``-th of ``n`` equal strips of the input, the pixel-centre convention of ``Letterbox`` and the COCO boxes
+and the one box supervision trains with (``data.cell_targets``). tf-keras-vis' own enlargement
+(``scipy.ndimage.zoom``) aligns the corner cells with the corner pixels instead, which moves the map by up to
+half a cell (16 px of a 384 px input) towards the image's borders.
 """
 
 from __future__ import annotations
@@ -84,12 +91,15 @@ class Explainer:
         """Heatmaps over the network input for a batch of preprocessed images: (n, size, size) in [0, 1]."""
         if method not in self._visualisers:
             raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-        options = {"penultimate_layer": self.last_conv_layer, "seek_penultimate_conv_layer": False}
+        options = {"penultimate_layer": self.last_conv_layer, "seek_penultimate_conv_layer": False,
+                   "expand_cam": False}
         if method == "Faster-ScoreCAM":
             options |= {"max_N": self.scorecam_channels, "batch_size": self.scorecam_channels}
         score = self.scorecam_score if method == "Faster-ScoreCAM" else self.score
-        maps = self._visualisers[method](score, batch.astype(np.float32), **options)
-        maps = np.nan_to_num(np.asarray(maps, dtype=np.float32), nan=0.0)
+        cells = self._visualisers[method](score, batch.astype(np.float32), **options)
+        cells = np.nan_to_num(np.asarray(cells, dtype=np.float32), nan=0.0).reshape(len(batch), *np.shape(cells)[-2:])
+        size = (batch.shape[2], batch.shape[1])
+        maps = np.stack([cv2.resize(cell_map, size, interpolation=cv2.INTER_LINEAR) for cell_map in cells])
         return np.clip(maps, 0.0, 1.0)
 
     def explain(self, network_input: np.ndarray, original_shape: tuple[int, int], method: str = DEFAULT_METHOD) -> Explanation:

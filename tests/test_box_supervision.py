@@ -6,7 +6,6 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.ndimage import zoom
 
 from fracture_model import data, localisation, network
 from fracture_model.explain import Explainer
@@ -114,9 +113,12 @@ def test_grad_cam_is_the_evidence_map(small_model):
     expected = np.maximum(evidence - bias, 0.0)
     assert expected.max() > 0
     heatmap = Explainer(small_model).input_heatmaps(image)[0]
-    upsampled = zoom(expected, 32, order=1)  # tf-keras-vis' own upsampling, corners aligned
-    assert np.corrcoef(heatmap.ravel(), upsampled.ravel())[0, 1] > 0.99
-    assert np.unravel_index(heatmap.argmax(), heatmap.shape) == np.unravel_index(upsampled.argmax(), upsampled.shape)
+    # one value per 32 px cell, placed over the cell's centre (pixel-centre convention, as the boxes)
+    # (scipy's corner-aligned zoom, tf-keras-vis' default, scored 0.91 here)
+    at_centres = heatmap.reshape(4, 32, 4, 32)[:, 16, :, 16]
+    assert np.corrcoef(at_centres.ravel(), expected.ravel())[0, 1] > 0.999
+    peak_row, peak_column = np.unravel_index(heatmap.argmax(), heatmap.shape)
+    assert (peak_row // 32, peak_column // 32) == np.unravel_index(expected.argmax(), expected.shape)
 
 
 def test_cell_pointing_rate_counts_peaks_on_target_cells(small_model):
