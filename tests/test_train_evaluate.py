@@ -38,6 +38,9 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     history = pd.read_csv(trained / "history.csv")
     assert {"evidence_map_loss", "probability_fractured_loss", "val_roc_auc", "val_cell_pointing"} <= set(history.columns)
     assert history["evidence_map_loss"].notna().all() and (history["evidence_map_loss"] >= 0).all()
+    # the recorded figure is the one of the kept (best validation AUC) epoch, across both phases
+    best = history["val_roc_auc"].idxmax()
+    assert card["box_supervision"]["validation_cell_pointing"] == pytest.approx(history.loc[best, "val_cell_pointing"])
 
     split = pd.read_csv(trained / "split.csv")
     assert set(split["split"]) == {"train", "validation", "test"}
