@@ -5,7 +5,7 @@
 
 import streamlit as st
 
-from pages.shared import CITATION, keep_uploads_in_memory, load_card
+from pages.shared import CITATION, ROUTED_KEY, keep_uploads_in_memory, load_card
 
 keep_uploads_in_memory()  # before any upload: the server must not spool uploads to a temp file
 # An emoji favicon is drawn in the browser; a ":material/...:" one would be fetched from fonts.gstatic.com,
@@ -24,4 +24,5 @@ with st.sidebar:
     st.caption(f"Model: {card['name']}, {card['input_size']} px input, threshold {card['operating_threshold']:.2f}.")
     st.caption(CITATION)
 
+st.session_state[ROUTED_KEY] = True  # pages check it (pages.shared.enter_through_app)
 navigation.run()

@@ -12,7 +12,7 @@ from fracture_model import metrics
 from fracture_model.evaluate import EVALUATION_DIR
 from fracture_model.explain import DEFAULT_METHOD, METHODS
 from fracture_model.localisation import BRIGHTEST_SHARE, ON_METAL_RANK, POINTING_TOLERANCE_PX
-from pages.shared import CITATION, MODEL_DIR, load_card, load_evaluation
+from pages.shared import CITATION, MODEL_DIR, enter_through_app, load_card, load_evaluation
 
 OUTCOME_NAMES = {"TP": "true positive", "FP": "false positive", "TN": "true negative", "FN": "false negative"}
 IMPLANT_CHOICES = ("Any", "With implant", "Without implant")
@@ -307,6 +307,7 @@ def case_browser(predictions: pd.DataFrame, results: dict, threshold: float) -> 
     _case_grid(shown.iloc[start : start + CASES_PER_PAGE], columns=2)
 
 
+enter_through_app()
 st.title("Model evaluation")
 card = load_card()
 try:

@@ -11,6 +11,7 @@ from fracture_model.explain import heatmap_image, mark_peak, overlay
 from fracture_model.imaging import InputError, Radiograph, looks_like_radiograph, read_radiograph
 from pages.shared import (
     DISCLAIMER,
+    enter_through_app,
     explanation_methods,
     load_card,
     load_explainer,
@@ -103,6 +104,7 @@ def _explanation(radiograph: Radiograph, digest: str, method: str):
     return cache[key]
 
 
+enter_through_app()
 st.title("Read an X-ray")
 st.info(DISCLAIMER)
 card = load_card()

@@ -102,6 +102,23 @@ def keep_uploads_in_memory() -> None:
         MultiPartParser.spool_max_size = largest_request
 
 
+ROUTED_KEY = "fracture_lens_routed"
+"""Set in the session by app.py before it runs a page through ``st.navigation``."""
+
+
+def enter_through_app() -> None:
+    """Call first in every page: a page must run inside app.py, never on its own.
+
+    While no session has run app.py since the server started, Streamlit still routes by the ``pages/``
+    folder, so a deep link (``/read_xray``) as the first request runs the page file directly: without
+    app.py's upload guard, sidebar and navigation (which then lists ``shared`` as a page). Such a run
+    applies the upload guard at once and moves over to app.py, which takes over the routing.
+    """
+    keep_uploads_in_memory()
+    if not st.session_state.get(ROUTED_KEY):
+        st.switch_page("app.py")
+
+
 def sample_files() -> list[Path]:
     return sorted(SAMPLES_DIR.glob("*.jpg")) + sorted(SAMPLES_DIR.glob("*.png")) + sorted(SAMPLES_DIR.glob("*.dcm"))
 

@@ -41,7 +41,7 @@ def evaluated_model_dir(tiny_fracatlas, tmp_path_factory):
     frame["split"] = np.where(np.arange(len(frame)) < 30, "test", "train")  # includes both implant images
     frame.to_csv(folder / SPLIT_FILE, index=False)
     card = {
-        "model_file": MODEL_FILE, "input_size": 64, "preprocessing": PREPROCESSING_NAME,
+        "name": "tiny test model", "model_file": MODEL_FILE, "input_size": 64, "preprocessing": PREPROCESSING_NAME,
         "output": "P(fractured)", "positive_class": "fractured", "last_conv_layer": LAST_CONV_LAYER,
         "operating_threshold": 0.5, "operating_threshold_rule": "youden",
     }

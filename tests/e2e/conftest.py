@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
@@ -88,9 +90,9 @@ class Server:
         return held
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> Server:
-    folder = tmp_path_factory.mktemp("server")
+@contextlib.contextmanager
+def running_server(folder: Path) -> Iterator[Server]:
+    """A fresh audited Streamlit server on app.py, its temp folder, log and audit file under ``folder``."""
     temp_dir = folder / "tmp"
     temp_dir.mkdir()
     log_path, audit_path = folder / "server.log", folder / "writes.tsv"
@@ -121,12 +123,21 @@ def server(tmp_path_factory) -> Server:
         pytest.fail("streamlit did not start:\n" + log_path.read_text(errors="replace"))
     if process.poll() is not None:
         pytest.fail("streamlit exited:\n" + log_path.read_text(errors="replace"))
-    yield Server(url=url, process=process, log_path=log_path, temp_dir=temp_dir, audit_path=audit_path)
-    process.terminate()
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+        yield Server(url=url, process=process, log_path=log_path, temp_dir=temp_dir, audit_path=audit_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    with running_server(tmp_path_factory.mktemp("server")) as started:
+        yield started
+        log_path = started.log_path
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "server.log").write_text(log_path.read_text(errors="replace"))
 
