@@ -17,6 +17,7 @@ from pages.shared import (
     load_explainer,
     load_predictor,
     model_lock,
+    pointing_sentence,
     sample_files,
     sample_label,
 )
@@ -181,3 +182,5 @@ blended.image(blended_image if flat else mark_peak(blended_image, explanation.pe
 heat.image(heatmap_image(explanation.heatmap), caption=f"{method} alone (red: most influence)", width="stretch")
 if flat:
     st.caption(f"The {method} map is empty: no region of this image raised the fracture score.")
+elif (trust := pointing_sentence(method)) is not None:
+    st.caption(trust)

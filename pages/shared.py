@@ -67,6 +67,27 @@ def load_evaluation() -> tuple[dict, pd.DataFrame]:
     return metrics, predictions
 
 
+def pointing_sentence(method: str) -> str | None:
+    """How often ``method``'s peak fell on a radiologist's fracture box on the test split, in words.
+
+    None when the stored evaluation has no localisation figures for it.
+    """
+    try:
+        results, _ = load_evaluation()
+    except FileNotFoundError:
+        return None
+    found = results.get("localisation") or {}
+    figures = found.get("by_method", {}).get(method)
+    if not figures:
+        return None
+    return (
+        f"How far to trust the map: on the {figures['images']} fractured test radiographs, the {method} peak lay "
+        f"within {found.get('tolerance_px', 15):g} px of a radiologist's fracture box in "
+        f"{figures['pointing_hit_rate']:.0%} of them ({figures['pointing_hits']} images), and missed it in the "
+        "others (see Model evaluation)."
+    )
+
+
 def explanation_methods() -> tuple[str, ...]:
     """The heatmap methods the reading page offers: those that passed the stored weight-randomisation check.
 
