@@ -5,7 +5,7 @@
 
 import streamlit as st
 
-from pages.shared import CITATION, ROUTED_KEY, keep_uploads_in_memory, load_card
+from pages.shared import CITATION, REQUESTED_KEY, ROUTED_KEY, keep_uploads_in_memory, load_card
 
 keep_uploads_in_memory()  # before any upload: the server must not spool uploads to a temp file
 # An emoji favicon is drawn in the browser; a ":material/...:" one would be fetched from fonts.gstatic.com,
@@ -25,4 +25,6 @@ with st.sidebar:
     st.caption(CITATION)
 
 st.session_state[ROUTED_KEY] = True  # pages check it (pages.shared.enter_through_app)
+if (requested := st.session_state.pop(REQUESTED_KEY, None)) is not None:
+    st.switch_page(requested)  # a deep link that arrived before app.py had routed anything
 navigation.run()

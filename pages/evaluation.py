@@ -307,7 +307,7 @@ def case_browser(predictions: pd.DataFrame, results: dict, threshold: float) -> 
     _case_grid(shown.iloc[start : start + CASES_PER_PAGE], columns=2)
 
 
-enter_through_app()
+enter_through_app("pages/evaluation.py")
 st.title("Model evaluation")
 card = load_card()
 try:

@@ -105,7 +105,7 @@ def _explanation(radiograph: Radiograph, digest: str, method: str):
     return cache[key]
 
 
-enter_through_app()
+enter_through_app("pages/read_xray.py")
 st.title("Read an X-ray")
 st.info(DISCLAIMER)
 card = load_card()

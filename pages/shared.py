@@ -125,18 +125,22 @@ def keep_uploads_in_memory() -> None:
 
 ROUTED_KEY = "fracture_lens_routed"
 """Set in the session by app.py before it runs a page through ``st.navigation``."""
+REQUESTED_KEY = "fracture_lens_requested_page"
+"""The page a deep link asked for, kept while ``enter_through_app`` goes round through app.py."""
 
 
-def enter_through_app() -> None:
-    """Call first in every page: a page must run inside app.py, never on its own.
+def enter_through_app(page: str) -> None:
+    """Call first in every page (``page``: its path, as app.py names it): pages run inside app.py only.
 
     While no session has run app.py since the server started, Streamlit still routes by the ``pages/``
     folder, so a deep link (``/read_xray``) as the first request runs the page file directly: without
     app.py's upload guard, sidebar and navigation (which then lists ``shared`` as a page). Such a run
-    applies the upload guard at once and moves over to app.py, which takes over the routing.
+    applies the upload guard at once and goes round through app.py, which takes over the routing and
+    opens the page that was asked for.
     """
     keep_uploads_in_memory()
     if not st.session_state.get(ROUTED_KEY):
+        st.session_state[REQUESTED_KEY] = page
         st.switch_page("app.py")
 
 

@@ -47,12 +47,12 @@ def test_evaluation_page_in_the_browser(server_url, browser):
 
 
 def test_a_deep_link_as_a_fresh_servers_first_request_goes_through_the_app(browser, tmp_path):
-    """Until app.py has run once, Streamlit routes by the pages/ folder: /read_xray would run the page file
+    """Until app.py has run once, Streamlit routes by the pages/ folder: /evaluation would run the page file
     alone, without the app's upload guard and navigation (which would list 'shared' as a page)."""
     with running_server(tmp_path) as fresh:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{fresh.url}/read_xray", wait_until="domcontentloaded")
-        page.get_by_text("Drop a bone radiograph here").wait_for(timeout=120_000)
+        page.goto(f"{fresh.url}/evaluation", wait_until="domcontentloaded")
+        page.get_by_text("Do the heatmaps point at the fracture?").wait_for(timeout=120_000)  # the page asked for
         page.get_by_text("Decision support, not a diagnosis.").first.wait_for(timeout=60_000)  # app.py's sidebar
         links = page.locator('[data-testid="stSidebarNav"] a')
         links.first.wait_for(timeout=60_000)
@@ -60,5 +60,6 @@ def test_a_deep_link_as_a_fresh_servers_first_request_goes_through_the_app(brows
         assert any(name.endswith("Read an X-ray") for name in names), names
         assert any(name.endswith("Model evaluation") for name in names), names
         assert not any(name.endswith("shared") for name in names), names
+        assert page.url.rstrip("/").endswith("/evaluation")
         assert page.locator('[data-testid="stException"]').count() == 0
         page.close()
