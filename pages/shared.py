@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from fracture_model.evaluate import EVALUATION_DIR
+from fracture_model.localisation import POINTING_TOLERANCE_PX
 from fracture_model.model_card import DEFAULT_MODEL_DIR, read_card
 
 MODEL_DIR = Path(DEFAULT_MODEL_DIR)
@@ -67,22 +68,27 @@ def load_evaluation() -> tuple[dict, pd.DataFrame]:
     return metrics, predictions
 
 
+def stored_results() -> dict:
+    """The stored test-set metrics (``metrics.json``); empty when no evaluation has been run yet."""
+    try:
+        results, _ = load_evaluation()
+    except FileNotFoundError:
+        return {}
+    return results
+
+
 def pointing_sentence(method: str) -> str | None:
     """How often ``method``'s peak fell on a radiologist's fracture box on the test split, in words.
 
     None when the stored evaluation has no localisation figures for it.
     """
-    try:
-        results, _ = load_evaluation()
-    except FileNotFoundError:
-        return None
-    found = results.get("localisation") or {}
+    found = stored_results().get("localisation") or {}
     figures = found.get("by_method", {}).get(method)
     if not figures:
         return None
     return (
         f"How far to trust the map: on the {figures['images']} fractured test radiographs, the {method} peak lay "
-        f"within {found.get('tolerance_px', 15):g} px of a radiologist's fracture box in "
+        f"within {found.get('tolerance_px', POINTING_TOLERANCE_PX):g} px of a radiologist's fracture box in "
         f"{figures['pointing_hit_rate']:.0%} of them ({figures['pointing_hits']} images), and missed it in the "
         "others (see Model evaluation)."
     )
@@ -96,11 +102,7 @@ def explanation_methods() -> tuple[str, ...]:
     """
     from fracture_model.explain import METHODS
 
-    try:
-        results, _ = load_evaluation()
-    except FileNotFoundError:
-        return METHODS
-    passed = results.get("explanation_methods")
+    passed = stored_results().get("explanation_methods")
     return METHODS if passed is None else tuple(method for method in METHODS if method in passed)
 
 
@@ -135,10 +137,9 @@ def enter_through_app(page: str) -> None:
     While no session has run app.py since the server started, Streamlit still routes by the ``pages/``
     folder, so a deep link (``/read_xray``) as the first request runs the page file directly: without
     app.py's upload guard, sidebar and navigation (which then lists ``shared`` as a page). Such a run
-    applies the upload guard at once and goes round through app.py, which takes over the routing and
-    opens the page that was asked for.
+    stops here, before it draws an uploader, and goes round through app.py, which applies the upload
+    guard, takes over the routing and opens the page that was asked for.
     """
-    keep_uploads_in_memory()
     if not st.session_state.get(ROUTED_KEY):
         st.session_state[REQUESTED_KEY] = page
         st.switch_page("app.py")
