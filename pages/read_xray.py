@@ -87,8 +87,10 @@ def _dicom_window(radiograph: Radiograph, digest: str) -> tuple[float, float] | 
     centre, width = radiograph.window
     with st.expander("DICOM window"):
         left, right = st.columns(2)
-        new_centre = left.number_input("Window centre", value=float(centre), key=f"centre_{digest}")
-        new_width = right.number_input("Window width", value=float(width), min_value=1.0, key=f"width_{digest}")
+        new_centre = left.number_input("Window centre", value=float(centre), format="%g", key=f"centre_{digest}")
+        # A file's SIGMOID or LINEAR_EXACT window, or float data, can be narrower than 1 (imaging keeps it > 0).
+        new_width = right.number_input("Window width", value=float(width), min_value=min(1.0, float(width)),
+                                       format="%g", key=f"width_{digest}")
         st.caption("The probability and the heatmap are computed on the image as shown with this window.")
     return None if (new_centre, new_width) == (centre, width) else (new_centre, new_width)
 
