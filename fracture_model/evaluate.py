@@ -38,14 +38,14 @@ from sklearn.metrics import roc_auc_score
 from fracture_model import localisation, metrics
 from fracture_model.explain import DEFAULT_METHOD, METHODS, Explainer, mark_peak, overlay
 from fracture_model.imaging import read_radiograph
-from fracture_model.model_card import DEFAULT_MODEL_DIR, SPLIT_FILE, read_card, write_card
+from fracture_model.model_card import (  # EVALUATION_DIR, CASES_DIR: still importable from here
+    CASES_DIR, DEFAULT_MODEL_DIR, EVALUATION_DIR, SPLIT_FILE, read_card, write_card,
+)
 from fracture_model.predictor import Predictor
 from fracture_model.preprocess import Letterbox
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "datasets" / "fracatlas"
-EVALUATION_DIR = "evaluation"
-CASES_DIR = "cases"
 CASE_IMAGE_SIDE = 256
 """Each panel of a case image has its long side at most this many pixels."""
 CASE_JPEG_QUALITY = 80

@@ -1,7 +1,8 @@
 """The model's contract, stored as ``model_card.json`` beside ``fracture_cnn.keras``.
 
 The app reads the input size, preprocessing, class meaning and operating threshold from here and
-never hard-codes them.
+never hard-codes them. The names of the model's artifacts live here too, so that the serving code
+(pages, PACS, batch jobs) reads them without importing the training or evaluation code.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from pathlib import Path
 MODEL_FILE = "fracture_cnn.keras"
 CARD_FILE = "model_card.json"
 SPLIT_FILE = "split.csv"
+EVALUATION_DIR = "evaluation"
+"""Beside the model: what ``python -m fracture_model.evaluate`` writes (metrics, predictions, case images)."""
+CASES_DIR = "cases"
+"""Inside ``EVALUATION_DIR``: one JPEG per test case (radiograph and heatmap overlay side by side)."""
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "model"
 
 REQUIRED_FIELDS = ("input_size", "preprocessing", "output", "operating_threshold", "positive_class")

@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from fracture_model import metrics
-from fracture_model.evaluate import EVALUATION_DIR
 from fracture_model.explain import DEFAULT_METHOD, METHODS
 from fracture_model.localisation import BRIGHTEST_SHARE, ON_METAL_RANK, POINTING_TOLERANCE_PX
+from fracture_model.model_card import EVALUATION_DIR
 from pages.shared import CITATION, MODEL_DIR, enter_through_app, load_card, load_evaluation
 
 OUTCOME_NAMES = {"TP": "true positive", "FP": "false positive", "TN": "true negative", "FN": "false negative"}

@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from fracture_model.evaluate import EVALUATION_DIR
 from fracture_model.localisation import POINTING_TOLERANCE_PX
-from fracture_model.model_card import DEFAULT_MODEL_DIR, read_card
+from fracture_model.model_card import DEFAULT_MODEL_DIR, EVALUATION_DIR, METRICS_FILE, PREDICTIONS_FILE, read_card
 
 MODEL_DIR = Path(DEFAULT_MODEL_DIR)
 SAMPLES_DIR = MODEL_DIR.parent / "samples"
@@ -63,8 +62,8 @@ def load_card() -> dict:
 def load_evaluation() -> tuple[dict, pd.DataFrame]:
     """The stored test-set metrics and per-image predictions written by ``python -m fracture_model.evaluate``."""
     folder = MODEL_DIR / EVALUATION_DIR
-    metrics = json.loads((folder / "metrics.json").read_text())
-    predictions = pd.read_csv(folder / "predictions.csv", keep_default_na=False)
+    metrics = json.loads((folder / METRICS_FILE).read_text())
+    predictions = pd.read_csv(folder / PREDICTIONS_FILE, keep_default_na=False)
     return metrics, predictions
 
 
