@@ -1,0 +1,126 @@
+"""What several pages draw the same way: a probability with its decision, a case with its boxes and heatmap.
+
+The Read, Worklist, evaluation and teaching pages import from here, so a probability, its decision, the
+threshold sentence and the out-of-distribution note look and read the same everywhere.
+
+``fracture_model.explain`` (TensorFlow) is imported inside the functions that draw heatmaps, so that a
+page that has not shown a heatmap yet appears without waiting for TensorFlow to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import streamlit as st
+
+from fracture_model.localisation import Box, draw_boxes, scale_box
+
+THRESHOLD_RULES = {
+    "youden": "the point on the validation ROC curve that maximises sensitivity + specificity (Youden's J)",
+}
+BOX_COLOUR = (255, 0, 255)
+"""Magenta, as in the stored case images: not in the jet colour map, so boxes stay visible over a heatmap."""
+FRACTURE_SUSPECTED = "Fracture suspected"
+NO_FRACTURE_DETECTED = "No fracture detected"
+
+
+def threshold_rule(card: dict) -> str:
+    """How the operating threshold was chosen, in words (from the model card's ``operating_threshold_rule``)."""
+    rule = card.get("operating_threshold_rule", "")
+    return THRESHOLD_RULES.get(rule, f"the rule '{rule}'")
+
+
+def threshold_sentence(card: dict) -> str:
+    """The operating threshold, how it was chosen and what it did on the test split (Markdown)."""
+    sentence = (f"Decision threshold **{card['operating_threshold']:.2f}**, chosen on the validation split as "
+                f"{threshold_rule(card)}.")
+    at_threshold = card.get("test", {}).get("at_operating_threshold")
+    if at_threshold:
+        sentence += (
+            f" On the held-out test split this threshold found **{at_threshold['sensitivity']:.0%}** of fractures "
+            f"(sensitivity) and cleared **{at_threshold['specificity']:.0%}** of normal radiographs (specificity)."
+        )
+    return sentence
+
+
+def decision_label(prediction) -> str:
+    return FRACTURE_SUSPECTED if prediction.fractured else NO_FRACTURE_DETECTED
+
+
+def show_prediction(prediction, card: dict, *, scored_anyway: bool = False) -> None:
+    """The probability, the decision at the operating threshold, the out-of-distribution note beside them
+    (when the model has the check and the image is flagged) and the threshold sentence.
+
+    ``prediction``: a ``fracture_model.predictor.Prediction``. ``scored_anyway``: the user asked to score an
+    image that does not look like a radiograph.
+    """
+    left, right = st.columns([1, 2])
+    with left:
+        st.metric("Probability of fracture", f"{prediction.probability_fractured:.0%}")
+        if prediction.fractured:
+            st.markdown(f"### :red-background[{FRACTURE_SUSPECTED}]")
+        else:
+            st.markdown(f"### :green-background[{NO_FRACTURE_DETECTED}]")
+    with right:
+        if prediction.out_of_distribution_note:
+            st.warning(prediction.out_of_distribution_note, icon=":material/help:")
+        st.markdown(threshold_sentence(card))
+        if scored_anyway:
+            st.caption("Scored on your request although the image does not look like a radiograph.")
+
+
+def _grey_rgb(pixels: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.clip(pixels * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+
+
+def case_image(pixels: np.ndarray, heatmap: np.ndarray | None = None, boxes: Sequence[Box] = (),
+               peak: tuple[int, int] | None = None, *, side: int | None = None, opacity: float = 0.45) -> np.ndarray:
+    """RGB uint8: the radiograph with ``boxes`` (magenta); with a ``heatmap``, beside it the heatmap overlay
+    with the boxes and its ``peak`` (white ring). ``side``: shrink so that each panel's long side is at most
+    this many pixels (boxes and peak in original-image pixels are scaled with it)."""
+    scale = 1.0 if side is None else min(1.0, side / max(pixels.shape))
+    if scale < 1.0:
+        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        factor = size[0] / pixels.shape[1]
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        heatmap = None if heatmap is None else cv2.resize(heatmap, size, interpolation=cv2.INTER_LINEAR)
+        boxes = [scale_box(box, factor) for box in boxes]
+        peak = None if peak is None else (min(size[0] - 1, int(peak[0] * scale)), min(size[1] - 1, int(peak[1] * scale)))
+    original = draw_boxes(_grey_rgb(pixels), boxes, BOX_COLOUR) if boxes else _grey_rgb(pixels)
+    if heatmap is None:
+        return original
+    from fracture_model.explain import mark_peak, overlay
+
+    blended = overlay(pixels, heatmap, opacity)
+    blended = draw_boxes(blended, boxes, BOX_COLOUR) if boxes else blended
+    if peak is not None:
+        blended = mark_peak(blended, peak)
+    return np.concatenate([original, blended], axis=1)
+
+
+def show_case(pixels: np.ndarray, heatmap: np.ndarray | None = None, boxes: Sequence[Box] = (),
+              peak: tuple[int, int] | None = None, *, caption: str | None = None, side: int | None = None) -> None:
+    """``case_image`` on the page, as wide as its column."""
+    st.image(case_image(pixels, heatmap, boxes, peak, side=side), caption=caption, width="stretch")
+
+
+def show_heatmap(pixels: np.ndarray, explanation, *, name: str, opacity: float = 0.4,
+                 trust: str | None = None) -> None:
+    """Three panels: the radiograph, the heatmap over it (peak ringed) and the heatmap alone; then either
+    the sentence that the map is empty or ``trust`` (how often this method found the fracture on test)."""
+    from fracture_model.explain import heatmap_image, mark_peak, overlay
+
+    method = explanation.method
+    flat = explanation.peak is None  # no region raised the fracture score: nothing to point at
+    blended_image = overlay(pixels, explanation.heatmap, opacity)
+    original, blended, heat = st.columns(3)
+    original.image(pixels, caption=name, clamp=True, width="stretch")
+    blended.image(blended_image if flat else mark_peak(blended_image, explanation.peak),
+                  caption=f"{method} over the radiograph" + ("" if flat else " (ring: peak)"), width="stretch")
+    heat.image(heatmap_image(explanation.heatmap), caption=f"{method} alone (red: most influence)", width="stretch")
+    if flat:
+        st.caption(f"The {method} map is empty: no region of this image raised the fracture score.")
+    elif trust is not None:
+        st.caption(trust)
