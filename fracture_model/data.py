@@ -121,6 +121,30 @@ def load_inputs(data_dir: Path | str, paths: list[str], image_size: int) -> np.n
     return inputs
 
 
+def load_shifted_inputs(
+    data_dir: Path | str, frame: pd.DataFrame, boxes: dict[str, tuple[localisation.Box, ...]], image_size: int,
+    kind: str, seed: int, zoom_factor: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A shifted copy of ``frame``'s images (``shifts.shifted_images``), preprocessed as the app does.
+
+    Returns uint8 inputs (n, size, size, 1) and their labels (images the shift skips are left out).
+    """
+    from fracture_model import shifts
+
+    images_dir = Path(data_dir) / "images"
+    paths, labels = list(frame["path"]), frame["fractured"].to_numpy()
+    rows = [(int(label), boxes.get(image_id, ())) for label, image_id in zip(labels, frame["image_id"], strict=True)]
+
+    def load(index: int) -> np.ndarray:
+        return read_radiograph((images_dir / paths[index]).read_bytes()).pixels
+
+    inputs, kept = [], []
+    for index, pixels, _ in shifts.shifted_images(rows, load, kind, seed, zoom_factor):
+        inputs.append(np.round(preprocess(pixels, image_size) * 255.0).astype(np.uint8))
+        kept.append(index)
+    return np.stack(inputs), labels[kept]
+
+
 def input_boxes(
     data_dir: Path | str, frame: pd.DataFrame, image_size: int, boxes: dict[str, tuple[localisation.Box, ...]]
 ) -> list[tuple[tuple[localisation.Box, ...], float]]:
@@ -197,6 +221,116 @@ def augment(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None
     return image, mask
 
 
+ROBUST_MAX_ZOOM = 6.0
+"""Largest zoom of ``augment_robust``'s close-up crops: a sixth of the image's side fills the input."""
+
+
+def _content_mask(plane: np.ndarray) -> np.ndarray:
+    """The radiograph's own pixels inside the letterboxed square: the rows and columns not entirely black."""
+    rows, columns = plane.max(axis=1) > 0, plane.max(axis=0) > 0
+    return (rows[:, np.newaxis] & columns[np.newaxis, :]).astype(np.uint8)
+
+
+def _close_up_centre(plane: np.ndarray, mask: np.ndarray | None, label: int, side: float,
+                     rng: np.random.Generator) -> tuple[float, float] | None:
+    """Centre (x, y) of a close-up crop of ``side`` pixels, or None when no honest crop exists.
+
+    Fractured images: a crop that keeps the whole region near a box (``mask``) inside, so the label stays
+    true; without a box, none. Normal images: centred on a random bright (bone) pixel.
+    """
+    size = plane.shape[0]
+    if label == 1:
+        if mask is None or not mask.any():
+            return None
+        rows, columns = np.nonzero(mask)
+        x0, x1, y0, y1 = columns.min(), columns.max() + 1, rows.min(), rows.max() + 1
+        if max(x1 - x0, y1 - y0) > side * 0.9:
+            return None
+        return (rng.uniform(x1 - side / 2, x0 + side / 2), rng.uniform(y1 - side / 2, y0 + side / 2))
+    content = plane[plane > 0]
+    if content.size == 0:
+        return None
+    rows, columns = np.nonzero(plane >= np.quantile(content, 0.6))
+    pick = rng.integers(len(rows))
+    half = side / 2
+    return (float(np.clip(columns[pick] + 0.5, half, size - half)), float(np.clip(rows[pick] + 0.5, half, size - half)))
+
+
+def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None, label: int = 0):
+    """Augmentation towards radiographs from other sources, for one preprocessed image (float32, (size, size, 1)).
+
+    Geometry, one affine map: in half the images a close-up crop zooming 1x to 6x (log-uniform), centred
+    near a fracture box on fractured images (the whole box stays in the crop; no crop without a box) and
+    on random bone on normal ones; otherwise zoom 0.85-1.15 and shift within 8%. Rotation at any angle
+    in half the images (the corners it leaves are black), within 15 degrees otherwise; horizontal flip
+    (p 0.5) and vertical flip (p 0.2). Appearance: gamma, contrast and exposure curves; local contrast
+    equalisation (CLAHE, p 0.15); synthetic side letters, burned-in text, rulers, watermarks and arrows
+    (p 0.5, 1-4 marks, the same rate for both labels); down-scaling to 128-256 px and back (p 0.3), blur
+    (p 0.2), noise (p 0.3), JPEG re-compression at quality 30-90 (p 0.3); inverted polarity (p 0.08).
+
+    With ``mask`` (the pixels near the fracture boxes), returns ``(image, mask)`` with the mask moved
+    by the same geometry.
+    """
+    import cv2
+
+    from fracture_model import overlays
+
+    size = image.shape[0]
+    plane = np.ascontiguousarray(image[..., 0], dtype=np.float32)
+    content = _content_mask(plane)
+    centre, zoom = None, 1.0
+    if rng.random() < 0.5:
+        zoom = float(np.exp(rng.uniform(0.0, np.log(ROBUST_MAX_ZOOM))))
+        centre = _close_up_centre(plane, mask, label, size / zoom, rng)
+    if centre is None:
+        zoom = rng.uniform(0.85, 1.15)
+        centre = tuple(size / 2 + rng.uniform(-0.08, 0.08, size=2) * size)
+    angle = rng.uniform(0.0, 360.0) if rng.random() < 0.5 else rng.uniform(-15.0, 15.0)
+    flip_x = -1.0 if rng.random() < 0.5 else 1.0
+    flip_y = -1.0 if rng.random() < 0.2 else 1.0
+    theta = np.deg2rad(angle)
+    linear = zoom * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.diag([flip_x, flip_y])
+    matrix = np.hstack([linear, (np.array([size / 2, size / 2]) - linear @ np.asarray(centre))[:, None]])
+
+    def warp(values: np.ndarray, interpolation: int) -> np.ndarray:
+        return cv2.warpAffine(values, matrix, (size, size), flags=interpolation, borderValue=0)
+
+    plane = np.clip(warp(plane, cv2.INTER_LINEAR), 0.0, 1.0)
+    content = warp(content, cv2.INTER_NEAREST).astype(bool)
+
+    plane = plane ** rng.uniform(0.6, 1.7)
+    plane = np.clip((plane - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.1, 0.1), 0.0, 1.0)
+    if rng.random() < 0.15:
+        clahe = cv2.createCLAHE(clipLimit=rng.uniform(1.0, 3.0), tileGridSize=(8, 8))
+        plane = clahe.apply(np.round(plane * 255).astype(np.uint8)).astype(np.float32) / 255.0
+    if rng.random() < 0.08:
+        plane = np.where(content, 1.0 - plane, plane)
+    plane = plane.astype(np.float32) * content  # outside the radiograph stays black, as the letterbox makes it
+    if rng.random() < 0.5:
+        for kind in rng.choice(overlays.KINDS, size=rng.integers(1, 5)):
+            overlays.draw(plane, rng, str(kind), "training")
+    if rng.random() < 0.3:
+        small = int(rng.uniform(128, 256))
+        plane = cv2.resize(cv2.resize(plane, (small, small), interpolation=cv2.INTER_AREA), (size, size),
+                           interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.2:
+        plane = cv2.GaussianBlur(plane, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.3:
+        plane = plane + rng.normal(0.0, rng.uniform(0.005, 0.03), plane.shape).astype(np.float32)
+    if rng.random() < 0.3:
+        encoded = cv2.imencode(".jpg", np.round(np.clip(plane, 0, 1) * 255).astype(np.uint8),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(30, 90))])[1]
+        plane = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+    image = np.clip(plane, 0.0, 1.0).astype(np.float32)[..., np.newaxis]
+    if mask is None:
+        return image
+    return image, warp(np.ascontiguousarray(mask, dtype=np.uint8), cv2.INTER_NEAREST)
+
+
+AUGMENTATIONS = {"anatomy": augment, "robust": augment_robust}
+"""``--augmentation`` of the training command: the original anatomy-preserving recipe or the robust one."""
+
+
 class RadiographBatches(keras.utils.PyDataset):
     """Batches of preprocessed radiographs (uint8 in memory), augmented on the fly when training.
 
@@ -218,6 +352,7 @@ class RadiographBatches(keras.utils.PyDataset):
         boxes: list[tuple[tuple[localisation.Box, ...], float]] | None = None,
         cells: int = 0,
         class_weight: dict[int, float] | None = None,
+        augmentation: str = "anatomy",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -225,6 +360,7 @@ class RadiographBatches(keras.utils.PyDataset):
         self.batch_size, self.training = batch_size, training
         self.boxes, self.cells = boxes, cells
         self.class_weight = class_weight or {0: 1.0, 1: 1.0}
+        self.augmentation = augmentation
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(inputs))
         if training:
@@ -239,8 +375,13 @@ class RadiographBatches(keras.utils.PyDataset):
         if self.boxes is not None:
             return self._with_targets(images, rows)
         if self.training:
-            images = np.stack([augment(image, self.rng) for image in images])
+            images = np.stack([self._augment(image, int(label)) for image, label in zip(images, self.labels[rows])])
         return images, self.labels[rows]
+
+    def _augment(self, image: np.ndarray, label: int, mask: np.ndarray | None = None):
+        if self.augmentation == "robust":
+            return augment_robust(image, self.rng, mask, label)
+        return augment(image, self.rng, mask)
 
     def _with_targets(self, images: np.ndarray, rows: np.ndarray):
         size = images.shape[1]
@@ -249,7 +390,7 @@ class RadiographBatches(keras.utils.PyDataset):
             boxes, tolerance = self.boxes[row]
             mask = localisation.near_boxes_mask(boxes, (size, size), tolerance).astype(np.uint8)
             if self.training:
-                images[i], mask = augment(images[i], self.rng, mask)
+                images[i], mask = self._augment(images[i], int(self.labels[row]), mask)
             targets[i, ..., 0] = cell_targets(mask, self.cells)
         labels = self.labels[rows]
         weights = np.array([self.class_weight[int(label)] for label in labels], dtype=np.float32)

