@@ -5,16 +5,18 @@
 
 import streamlit as st
 
-from pages.shared import CITATION, REQUESTED_KEY, ROUTED_KEY, keep_uploads_in_memory, load_card
+from pages.shared import CITATION, REQUESTED_KEY, ROUTED_KEY, keep_uploads_in_memory, load_card, model_service
 
 keep_uploads_in_memory()  # before any upload: the server must not spool uploads to a temp file
 # An emoji favicon is drawn in the browser; a ":material/...:" one would be fetched from fonts.gstatic.com,
 # telling Google who uses the app (tests/e2e/test_server_security.py).
 st.set_page_config(page_title="Fracture Lens", page_icon="🦴", layout="wide")
+model_service()  # the first run starts loading and warming the model in the background (pages.shared)
 
 navigation = st.navigation([
     st.Page("pages/read_xray.py", title="Read an X-ray", icon=":material/radiology:", default=True),
     st.Page("pages/evaluation.py", title="Model evaluation", icon=":material/analytics:"),
+    st.Page("pages/worklist.py", title="Worklist", icon=":material/lists:", url_path="worklist"),
 ])
 
 with st.sidebar:

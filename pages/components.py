@@ -16,20 +16,12 @@ import numpy as np
 import streamlit as st
 
 from fracture_model.localisation import Box, draw_boxes, scale_box
+from fracture_model.report import threshold_rule
 
-THRESHOLD_RULES = {
-    "youden": "the point on the validation ROC curve that maximises sensitivity + specificity (Youden's J)",
-}
 BOX_COLOUR = (255, 0, 255)
 """Magenta, as in the stored case images: not in the jet colour map, so boxes stay visible over a heatmap."""
 FRACTURE_SUSPECTED = "Fracture suspected"
 NO_FRACTURE_DETECTED = "No fracture detected"
-
-
-def threshold_rule(card: dict) -> str:
-    """How the operating threshold was chosen, in words (from the model card's ``operating_threshold_rule``)."""
-    rule = card.get("operating_threshold_rule", "")
-    return THRESHOLD_RULES.get(rule, f"the rule '{rule}'")
 
 
 def threshold_sentence(card: dict) -> str:
@@ -124,3 +116,52 @@ def show_heatmap(pixels: np.ndarray, explanation, *, name: str, opacity: float =
         st.caption(f"The {method} map is empty: no region of this image raised the fracture score.")
     elif trust is not None:
         st.caption(trust)
+
+
+def show_report_button(pixels: np.ndarray, explanation, prediction, card: dict, model_sha256: str, *,
+                       file_name: str = "", pointing: str | None = None, key: str = "report") -> None:
+    """"Download report (PDF)" for this read, with an "include file name" tick box (off by default).
+
+    The PDF is made only when the button is pressed (``fracture_model.report``), in memory.
+    """
+    from functools import partial
+
+    from fracture_model.explain import overlay
+    from fracture_model.report import CaseReport, case_report_pdf
+
+    include = st.checkbox("Include file name in the report", value=False, key=f"report_name_{key}",
+                          help="Off: the report names no file. It never holds DICOM attributes such as the "
+                               "patient's name or ID.")
+    report = CaseReport(
+        pixels=pixels, overlay_rgb=None if explanation is None else overlay(pixels, explanation.heatmap, 0.4),
+        probability_fractured=prediction.probability_fractured, decision=prediction.decision,
+        operating_threshold=prediction.operating_threshold, card=card, model_sha256=model_sha256,
+        method=None if explanation is None else explanation.method, pointing=pointing,
+        out_of_distribution_note=prediction.out_of_distribution_note,
+        file_name=file_name if include and file_name else None,
+    )
+    st.download_button("Download report (PDF)", data=partial(case_report_pdf, report), file_name="fracture_lens_report.pdf",
+                       mime="application/pdf", on_click="ignore", icon=":material/picture_as_pdf:",
+                       key=f"report_{key}")
+
+
+def show_review_figures(figures, pointing_hit_rate: float | None = None) -> None:
+    """The reviewers' figures (``fracture_model.reviews.ReviewFigures``): share of heatmaps judged on the
+    fracture, agreement with the model's call and the number of cases reviewed; beside them the automatic
+    pointing-game hit rate when given."""
+    if figures.verdicts == 0:
+        st.caption("No reviewer has recorded a verdict for this model version yet (page: Review heatmaps).")
+        return
+    cells = st.columns(4 if pointing_hit_rate is not None else 3)
+    share = figures.heatmap_on_fracture_share
+    cells[0].metric("Heatmaps judged on the fracture", "n/a" if share is None else f"{share:.0%}",
+                    help=f"{figures.heatmap_yes} yes, {figures.heatmap_no} no, {figures.heatmap_unsure} unsure")
+    agreement = figures.agreement_share
+    cells[1].metric("Reviewers agreeing with the model's call", "n/a" if agreement is None else f"{agreement:.0%}",
+                    help=f"{figures.agree_yes} yes, {figures.agree_no} no, {figures.agree_unsure} unsure")
+    cells[2].metric("Cases reviewed", figures.cases,
+                    help=f"{figures.reviewers} reviewers, {figures.verdicts} verdicts")
+    if pointing_hit_rate is not None:
+        cells[3].metric("Automatic pointing game (Grad-CAM)", f"{pointing_hit_rate:.0%}",
+                        help="peak within the tolerance of a radiologist's box, fractured test images")
+    st.caption("The latest verdict of each reviewer on each case counts; 'unsure' is left out of the shares.")

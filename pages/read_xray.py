@@ -7,27 +7,20 @@ import logging
 
 import streamlit as st
 
-from fracture_model.explain import heatmap_image, mark_peak, overlay
 from fracture_model.imaging import InputError, Radiograph, looks_like_radiograph, read_radiograph
+from pages.components import show_heatmap, show_prediction, show_report_button
 from pages.shared import (
     DISCLAIMER,
     enter_through_app,
     explanation_methods,
     load_card,
-    load_explainer,
-    load_predictor,
-    model_lock,
+    model_service,
     pointing_sentence,
     sample_files,
     sample_label,
 )
 
 log = logging.getLogger("fracture_lens")
-
-THRESHOLD_RULES = {
-    "youden": "the point on the validation ROC curve that maximises sensitivity + specificity (Youden's J)",
-}
-
 
 def _choose_sample(name: str) -> None:
     st.session_state["source"] = f"sample:{name}"
@@ -53,19 +46,13 @@ def _input_bytes() -> tuple[str, bytes] | None:
     return None
 
 
-def _threshold_sentence(card: dict) -> str:
-    rule = card.get("operating_threshold_rule", "")
-    how = THRESHOLD_RULES.get(rule, f"the rule '{rule}'")
-    sentence = (
-        f"Decision threshold **{card['operating_threshold']:.2f}**, chosen on the validation split as {how}."
-    )
-    at_threshold = card.get("test", {}).get("at_operating_threshold")
-    if at_threshold:
-        sentence += (
-            f" On the held-out test split this threshold found **{at_threshold['sensitivity']:.0%}** of fractures "
-            f"(sensitivity) and cleared **{at_threshold['specificity']:.0%}** of normal radiographs (specificity)."
-        )
-    return sentence
+def _file_name() -> str:
+    """The chosen file's own name (for the report, only if the user ticks "include file name")."""
+    source = st.session_state.get("source", "")
+    if source.startswith("sample:"):
+        return source.removeprefix("sample:")
+    uploaded = st.session_state.get("upload")
+    return uploaded.name if uploaded is not None else ""
 
 
 def _decode(data: bytes, window: tuple[float, float] | None) -> Radiograph | None:
@@ -101,9 +88,7 @@ def _explanation(radiograph: Radiograph, digest: str, method: str):
     cache = st.session_state.setdefault("explanations", {})
     if key not in cache:
         cache.clear()  # only the current image's heatmaps are kept
-        predictor, explainer = load_predictor(), load_explainer()
-        with model_lock():
-            cache[key] = explainer.explain(predictor.network_input(radiograph.pixels), radiograph.pixels.shape, method)
+        cache[key] = model_service().explain(radiograph.pixels, method)
     return cache[key]
 
 
@@ -150,20 +135,12 @@ if not plausible:
     if not st.checkbox("This is a radiograph: score it anyway", key=f"override_{digest}"):
         st.stop()
 
-predictor = load_predictor()
-with model_lock():
-    prediction = predictor.predict(radiograph.pixels)
-left, right = st.columns([1, 2])
-with left:
-    st.metric("Probability of fracture", f"{prediction.probability_fractured:.0%}")
-    if prediction.fractured:
-        st.markdown("### :red-background[Fracture suspected]")
-    else:
-        st.markdown("### :green-background[No fracture detected]")
-with right:
-    st.markdown(_threshold_sentence(card))
-    if not plausible:
-        st.caption("Scored on your request although the image does not look like a radiograph.")
+service = model_service()
+if not service.ready():
+    with st.spinner("Loading the fracture model (the server has just started) ..."):
+        service.wait()
+prediction = service.predict(radiograph.pixels)
+show_prediction(prediction, card, scored_anyway=not plausible)  # on the screen before the heatmap is computed
 
 controls = st.columns([2, 1])
 method = controls[0].radio("Heatmap", explanation_methods(), horizontal=True, key="method",
@@ -173,16 +150,8 @@ if method is None:
     st.warning("No heatmap method passed the sanity check on the test split (see Model evaluation), so none is shown.")
     st.stop()
 opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
-explanation = _explanation(radiograph, digest, method)
-
-flat = explanation.peak is None  # no region raised the fracture score: nothing to point at
-blended_image = overlay(radiograph.pixels, explanation.heatmap, opacity)
-original, blended, heat = st.columns(3)
-original.image(radiograph.pixels, caption=name, clamp=True, width="stretch")
-blended.image(blended_image if flat else mark_peak(blended_image, explanation.peak),
-              caption=f"{method} over the radiograph" + ("" if flat else " (ring: peak)"), width="stretch")
-heat.image(heatmap_image(explanation.heatmap), caption=f"{method} alone (red: most influence)", width="stretch")
-if flat:
-    st.caption(f"The {method} map is empty: no region of this image raised the fracture score.")
-elif (trust := pointing_sentence(method)) is not None:
-    st.caption(trust)
+with st.spinner(f"Computing the {method} heatmap ..."):
+    explanation = _explanation(radiograph, digest, method)
+show_heatmap(radiograph.pixels, explanation, name=name, opacity=opacity, trust=pointing_sentence(method))
+show_report_button(radiograph.pixels, explanation, prediction, card, service.predictor.model_sha256,
+                   file_name=_file_name(), pointing=pointing_sentence(method), key=digest)

@@ -27,19 +27,26 @@ DISCLAIMER = (
 )
 
 
+@st.cache_resource(show_spinner=False)
+def model_service():
+    """The model and its explainer on one long-lived thread (``fracture_model.serving``).
+
+    app.py calls this on its first run, so the model loads and warms in the background while the first
+    page is drawn and the user picks a file; the first call that needs the model waits for it.
+    """
+    from fracture_model.serving import ModelService
+
+    return ModelService(MODEL_DIR)
+
+
 @st.cache_resource(show_spinner="Loading the fracture model ...")
 def load_predictor():
-    from fracture_model.predictor import Predictor
-
-    return Predictor.load(MODEL_DIR)
+    return model_service().predictor
 
 
 @st.cache_resource(show_spinner="Preparing the heatmap methods ...")
 def load_explainer():
-    from fracture_model.explain import Explainer
-
-    predictor = load_predictor()
-    return Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
+    return model_service().explainer
 
 
 @st.cache_resource
