@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
     cohen_kappa_score,
@@ -99,46 +98,82 @@ def bootstrap_roc_auc(
 
 
 def sensitivity_at_specificity(labels: np.ndarray, probabilities: np.ndarray, specificity: float) -> float:
-    """Highest sensitivity on the ROC curve whose specificity is at least ``specificity``."""
-    false_positive_rate, true_positive_rate, _ = roc_curve(labels, probabilities)
-    allowed = false_positive_rate <= 1.0 - specificity + 1e-12
-    return float(true_positive_rate[allowed].max())
+    """Highest sensitivity of any threshold whose specificity is at least ``specificity``.
+
+    Every distinct score is a candidate (ties in the scores included), and calling no case fractured
+    (sensitivity 0, specificity 1) always qualifies.
+    """
+    _, sensitivities, specificities = _operating_points(labels, probabilities)
+    return float(sensitivities[specificities >= specificity - _TOLERANCE].max())
+
+
+def _calibration_bins(probabilities: np.ndarray, bins: int) -> np.ndarray:
+    """Index of each probability's equal-width bin: [0, 0.1), [0.1, 0.2), ..., [0.9, 1.0] for 10 bins.
+
+    One rule for the error and the table: scikit-learn's ``calibration_curve`` closes its bins on the right,
+    and mixing the two put a probability on a bin edge into two different bins.
+    """
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return np.clip(np.digitize(probabilities, edges[1:-1], right=False), 0, bins - 1)
 
 
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> float:
     """ECE with equal-width probability bins: sum over bins of |observed rate - mean probability| x share."""
-    labels = np.asarray(labels, dtype=float)
-    probabilities = np.asarray(probabilities, dtype=float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(probabilities, edges[1:-1], right=False), 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            error += members.mean() * abs(labels[members].mean() - probabilities[members].mean())
-    return float(error)
+    table = calibration_table(labels, probabilities, bins)
+    share = table["images"] / table["images"].sum()
+    return float((share * (table["observed_fraction"] - table["mean_predicted"]).abs()).sum())
+
+
+def _operating_points(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, sensitivities, specificities) of ``probability >= threshold``, highest threshold first.
+
+    One row per distinct score, after a first row at +inf (no case called fractured). ``roc_curve``'s default
+    ``drop_intermediate=True`` would drop achievable points, so every point is kept.
+    """
+    labels = np.asarray(labels).astype(int)
+    if labels.min(initial=1) == labels.max(initial=0):
+        raise ValueError("operating points need both fractured and not fractured cases")
+    false_positive_rate, true_positive_rate, thresholds = roc_curve(labels, probabilities, drop_intermediate=False)
+    return thresholds, true_positive_rate, 1.0 - false_positive_rate
+
+
+_TOLERANCE = 1e-9
+"""Rates are ratios of counts: 9 of 10 negatives must meet a target of 0.9 although 1 - 0.1 != 0.9 in floats."""
 
 
 def choose_threshold(labels: np.ndarray, probabilities: np.ndarray, rule: str) -> float:
-    """The operating threshold on *validation* predictions.
+    """The operating threshold on *validation* predictions: a case is called fractured if ``p >= threshold``.
 
-    ``rule``: ``"youden"`` (maximise sensitivity + specificity - 1), ``"sensitivity=0.90"`` (the highest
-    threshold that reaches that sensitivity) or ``"specificity=0.90"`` (the lowest threshold that keeps
-    that specificity).
+    The threshold is always one of the scores. ``rule``:
+
+    * ``"youden"``: maximise sensitivity + specificity - 1 (of equal maxima, the highest threshold);
+    * ``"sensitivity=0.90"``: the highest threshold whose sensitivity is at least 0.90 (so the best specificity
+      that reaches it);
+    * ``"specificity=0.90"``: the threshold with the highest sensitivity whose specificity is at least 0.90 (of
+      equal sensitivities, the highest threshold). `ValueError` if only calling no case fractured keeps that
+      specificity (negatives tied with or above every positive score).
     """
-    false_positive_rate, true_positive_rate, thresholds = roc_curve(labels, probabilities)
+    thresholds, sensitivities, specificities = _operating_points(labels, probabilities)
     finite = np.isfinite(thresholds)
-    fpr, tpr, thresholds = false_positive_rate[finite], true_positive_rate[finite], thresholds[finite]
+    thresholds, sensitivities, specificities = thresholds[finite], sensitivities[finite], specificities[finite]
     if rule == "youden":
-        return float(thresholds[np.argmax(tpr - fpr)])
+        youden = sensitivities + specificities
+        return float(thresholds[np.argmax(youden >= youden.max() - _TOLERANCE)])
     name, _, value = rule.partition("=")
-    target = float(value)
+    try:
+        target = float(value)
+    except ValueError:
+        target = float("nan")
+    if name not in ("sensitivity", "specificity") or not 0.0 <= target <= 1.0:
+        raise ValueError(
+            f"unknown operating-point rule {rule!r}: use youden, sensitivity=X or specificity=X with X in [0, 1]"
+        )
     if name == "sensitivity":
-        return float(thresholds[np.argmax(tpr >= target)])
-    if name == "specificity":
-        allowed = np.flatnonzero(fpr <= 1.0 - target)
-        return float(thresholds[allowed[-1]])
-    raise ValueError(f"unknown operating-point rule {rule!r}: use youden, sensitivity=X or specificity=X")
+        return float(thresholds[np.argmax(sensitivities >= target - _TOLERANCE)])
+    allowed = specificities >= target - _TOLERANCE
+    if not allowed.any() or sensitivities[allowed].max() == 0.0:
+        raise ValueError(f"no threshold above zero sensitivity keeps a specificity of {target} on these predictions")
+    return float(thresholds[np.argmax(allowed & (sensitivities == sensitivities[allowed].max()))])
 
 
 def roc_points(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
@@ -156,9 +191,14 @@ def precision_recall_points(labels: np.ndarray, probabilities: np.ndarray) -> pd
 
 
 def calibration_table(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> pd.DataFrame:
-    """Reliability diagram data: per non-empty equal-width bin, mean predicted probability, observed
-    fraction fractured, and the number of images."""
-    observed, predicted = calibration_curve(labels, probabilities, n_bins=bins, strategy="uniform")
-    which = np.clip(np.digitize(probabilities, np.linspace(0, 1, bins + 1)[1:-1]), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
-    return pd.DataFrame({"mean_predicted": predicted, "observed_fraction": observed, "images": counts[counts > 0]})
+    """Reliability diagram data: per non-empty equal-width bin (lowest first), mean predicted probability,
+    observed fraction fractured, and the number of images."""
+    probabilities = np.asarray(probabilities, dtype=float)
+    cases = pd.DataFrame({"fractured": np.asarray(labels, dtype=float), "probability": probabilities,
+                          "bin": _calibration_bins(probabilities, bins)})
+    grouped = cases.groupby("bin", sort=True)
+    return pd.DataFrame({
+        "mean_predicted": grouped["probability"].mean().to_numpy(),
+        "observed_fraction": grouped["fractured"].mean().to_numpy(),
+        "images": grouped.size().to_numpy(),
+    })
