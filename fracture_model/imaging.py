@@ -136,8 +136,9 @@ class Radiograph:
         view: DICOM View Position, if present.
         colourfulness: Hasler-Süsstrunk colourfulness of the original on 0-255 sRGB values;
             0 for grayscale images and all DICOM images (colour DICOM is refused).
-        window: DICOM (centre, width) applied, in modality units (after rescale); ``None`` for
-            raster images and when a non-linear VOI LUT Sequence was applied.
+        window: DICOM (centre, width) applied, in modality units (after rescale), width always > 0
+            (it may be below 1: float data, SIGMOID or LINEAR_EXACT); ``None`` for raster images and
+            when a non-linear VOI LUT Sequence was applied.
     """
 
     pixels: np.ndarray
@@ -522,8 +523,19 @@ def _apply_voi(
     if file_window is not None:
         centre, width, function = file_window
         return _window_by_function(values, centre, width, function), (centre, width)
-    low, high = (float(p) for p in np.percentile(values, AUTO_WINDOW_PERCENTILES))
+    low, high = _finite_percentiles(values, AUTO_WINDOW_PERCENTILES)
+    if not high > low:  # a flat image: a window with the value at its lower edge keeps it black, as before
+        high = low + max(1.0, abs(low))
     return _rescale(values, low, high), ((low + high) / 2.0, high - low)
+
+
+def _finite_percentiles(values: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """Percentiles of the finite values (float pixel data may hold NaN or infinity); (0, 0) if none."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return 0.0, 0.0
+    low, high = np.percentile(finite, percentiles)
+    return float(low), float(high)
 
 
 def _apply_voi_lut_sequence(values: np.ndarray, dataset: Dataset) -> np.ndarray | None:

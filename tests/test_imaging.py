@@ -568,3 +568,137 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
 @given(mutated_files())
 def test_mutated_files_never_crash(data: bytes) -> None:
     _read_or_refuse(data)
+
+
+# ----------------------------------------------------------------------------------------------
+# Windows the Read page's window control must be able to show, and the less common DICOM paths
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [0, 1000, -1024])
+def test_flat_dicom_gets_a_positive_window_that_reproduces_its_pixels(value: int) -> None:
+    # The automatic window of a uniform image had width 0, which crashed the Read page's window control.
+    data = dicom_image(np.full((256, 256), value, dtype=np.int16))
+    radiograph = read_radiograph(data)
+    assert_contract(radiograph)
+    assert (radiograph.pixels == 0).all()
+    centre, width = radiograph.window or (np.nan, np.nan)
+    assert width > 0
+    np.testing.assert_array_equal(read_radiograph(data, window=(centre, width)).pixels, radiograph.pixels)
+
+
+def float_dicom(values: np.ndarray, keyword: str = "FloatPixelData") -> bytes:
+    """A DICOM holding ``values`` as 32-bit Float Pixel Data or 64-bit Double Float Pixel Data."""
+    dataset = dicom_dataset(None)
+    dataset.Rows, dataset.Columns = values.shape
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+    dtype = np.float32 if keyword == "FloatPixelData" else np.float64
+    dataset.BitsAllocated = dtype().itemsize * 8
+    setattr(dataset, keyword, values.astype(dtype).tobytes())
+    return dicom_bytes(dataset)
+
+
+@pytest.mark.parametrize("keyword", ["FloatPixelData", "DoubleFloatPixelData"])
+def test_float_pixel_data_gets_its_percentile_window(keyword: str) -> None:
+    values = np.linspace(-0.5, 0.25, 64 * 80).reshape(64, 80)
+    radiograph = read_radiograph(float_dicom(values, keyword))
+    assert_contract(radiograph)
+    low, high = np.percentile(values.astype(np.float32 if keyword == "FloatPixelData" else np.float64), (0.5, 99.5))
+    centre, width = radiograph.window or (np.nan, np.nan)
+    assert (centre, width) == pytest.approx(((low + high) / 2, high - low), rel=1e-6)
+    assert width < 1  # narrower than the page's old minimum width of 1
+    np.testing.assert_allclose(radiograph.pixels, np.clip((values - low) / (high - low), 0, 1), atol=1e-6)
+
+
+def test_float_pixel_data_with_nan_and_infinity_is_windowed_on_its_finite_values() -> None:
+    values = np.linspace(0.0, 1.0, 64 * 80).reshape(64, 80)
+    values[0, :5], values[1, :3] = np.nan, np.inf
+    radiograph = read_radiograph(float_dicom(values))
+    assert_contract(radiograph)
+    assert np.isfinite(radiograph.window).all()
+    assert (radiograph.pixels[0, :5] == 0).all() and (radiograph.pixels[1, :3] == 1).all()
+    all_nan = read_radiograph(float_dicom(np.full((64, 64), np.nan)))
+    assert (all_nan.pixels == 0).all() and all_nan.window is not None and all_nan.window[1] > 0
+
+
+def test_narrow_sigmoid_and_linear_exact_windows_are_kept() -> None:
+    stored = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4
+    for function in ("SIGMOID", "LINEAR_EXACT"):
+        radiograph = read_radiograph(dicom_image(stored, WindowCenter=1.5, WindowWidth=0.5, VOILUTFunction=function))
+        assert radiograph.window == (1.5, 0.5)
+    # a LINEAR window must be wider than 1 (its formula divides by width - 1): the automatic window is used
+    assert read_radiograph(dicom_image(stored, WindowCenter=1.5, WindowWidth=1)).window != (1.5, 1.0)
+
+
+def test_modality_lut_sequence_is_applied_before_the_window() -> None:
+    stored = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 256
+    lut_item = Dataset()
+    lut_item.LUTDescriptor = [256, 0, 16]
+    lut_item.ModalityLUTType = "OD"
+    lut_item.add_new("LUTData", "US", [1000 + 2 * value for value in range(256)])
+    dataset = dicom_dataset(stored)
+    dataset.ModalityLUTSequence = [lut_item]
+    # modality values 1000 + 2 * stored; the window 1255 +- 255 maps them back onto stored / 255
+    radiograph = read_radiograph(dicom_bytes(dataset), window=(1255.0, 510.0))
+    np.testing.assert_allclose(radiograph.pixels, stored / 255.0, atol=1e-6)
+    centre, width = read_radiograph(dicom_bytes(dataset)).window or (np.nan, np.nan)
+    assert 1000 <= centre - width / 2 and centre + width / 2 <= 1510  # the automatic window is in modality units
+
+
+def test_unusable_voi_lut_sequence_falls_back_to_the_file_window() -> None:
+    stored = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 512
+    lut_item = Dataset()
+    lut_item.LUTDescriptor = [256, 0, 8]  # and no LUT Data
+    with_lut = dicom_dataset(stored, WindowCenter=256, WindowWidth=257)
+    with_lut.VOILUTSequence = [lut_item]
+    radiograph = read_radiograph(dicom_bytes(with_lut))
+    plain = read_radiograph(dicom_image(stored, WindowCenter=256, WindowWidth=257))
+    assert radiograph.window == plain.window == (256.0, 257.0)
+    np.testing.assert_array_equal(radiograph.pixels, plain.pixels)
+
+
+def _with_first_frame(name: str, change) -> bytes:  # noqa: ANN001 - bytes -> bytes
+    """A shipped compressed file with its (single) frame's compressed bytes changed."""
+    dataset = pydicom.dcmread(get_testdata_file(name, download=False) or pytest.skip(f"{name} not installed"))
+    frame = next(pydicom.encaps.generate_frames(dataset.PixelData, number_of_frames=1))
+    dataset.PixelData = encapsulate([change(bytearray(frame))])
+    buffer = pydicom.filebase.DicomBytesIO()
+    dataset.save_as(buffer)
+    return buffer.getvalue()
+
+
+def _cut_in_half(frame: bytearray) -> bytes:
+    return bytes(frame[: len(frame) // 2])
+
+
+def _overwrite_a_third_in(frame: bytearray) -> bytes:
+    frame[len(frame) // 3 : len(frame) // 3 + 200] = b"\xff" * 200
+    return bytes(frame)
+
+
+@pytest.mark.parametrize(
+    ("name", "change"),
+    [
+        ("MR_small_RLE.dcm", _cut_in_half),  # pydicom's RLE decoder: too little data
+        ("MR_small_jpeg_ls_lossless.dcm", _overwrite_a_third_in),  # libjpeg: a broken marker
+        ("MR_small_jp2klossless.dcm", _cut_in_half),  # openjpeg: a truncated code stream
+    ],
+)
+def test_corrupt_compressed_pixel_data_is_refused(name: str, change) -> None:  # noqa: ANN001
+    assert refusal(_with_first_frame(name, change)) == imaging._DAMAGED_DICOM
+
+
+def test_a_decoder_panic_is_refused_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pylibjpeg-rle (Rust) panics on an overlong segment; pyo3's PanicException is a BaseException. Let the
+    # reader use that decoder, as pydicom would by default, and the panic must still become a refusal.
+    original = Dataset.pixel_array_options
+
+    def with_pylibjpeg(self: Dataset, **options: object) -> None:
+        original(self, **{**options, "decoding_plugin": "pylibjpeg"})
+
+    monkeypatch.setattr(Dataset, "pixel_array_options", with_pylibjpeg)
+    with pytest.raises(InputError) as caught:
+        read_radiograph(rle_dicom_with_overlong_segment())
+    assert str(caught.value) == imaging._DAMAGED_DICOM
+    assert type(caught.value.__cause__).__name__ == "PanicException"
+    assert not imaging._is_decoder_failure(KeyboardInterrupt())
