@@ -207,3 +207,26 @@ def test_bootstrap_mean_interval():
     assert localisation.bootstrap_mean_interval([0.3] * 5) == pytest.approx((0.3, 0.3))
     assert all(math.isnan(v) for v in localisation.bootstrap_mean_interval([]))
 
+
+@pytest.mark.parametrize("level", [0.95, 0.80])
+def test_bootstrap_mean_interval_matches_the_normal_interval_at_its_level(level):
+    from scipy.stats import norm
+
+    values = np.random.default_rng(5).exponential(0.1, 400)  # skewed, like the energy shares
+    low, high = localisation.bootstrap_mean_interval(list(values), level=level)
+    half = norm.ppf(0.5 + level / 2) * values.std(ddof=1) / math.sqrt(len(values))
+    # the percentile bootstrap of a mean of 400 values is within a few percent of the normal interval
+    assert (low, high) == pytest.approx((values.mean() - half, values.mean() + half), abs=0.12 * half)
+    assert localisation.bootstrap_mean_interval(list(values), level=level, seed=1) != (low, high)
+
+
+def test_the_pointing_tolerance_is_15_px_and_its_edge_counts():
+    assert localisation.POINTING_TOLERANCE_PX == 15.0
+    box = Box(left=10, top=10, width=9.5, height=10)  # right edge at 19.5
+    assert distance_to_boxes((34, 15), [box]) == 15.0  # centre 34.5: exactly the tolerance
+    assert pointing_hit((34, 15), [box]) is True
+    assert score_heatmap(_peak_map((40, 60), (34, 15)), [box]).pointing_hit is True
+    assert near_boxes_mask([box], (40, 60))[15, 34]
+    assert pointing_hit((35, 15), [box]) is False  # 16 px
+    assert not near_boxes_mask([box], (40, 60))[15, 35]
+
