@@ -9,6 +9,10 @@ sentence on standard error; the other files are still scored, and the exit code 
 An image that does not look like a radiograph (a colour photograph) is, as in the app, not scored
 unless asked for: it gets a sentence on standard error saying how sure that judgement is, and with
 ``--score-photographs`` it is scored anyway (the sentence is still written).
+
+Files are decoded and scored ``--batch-size`` at a time (one forward pass per batch). With more than a
+few files and standard error on a terminal, a progress line ("Scored 48 of 100 file(s)") is kept up to
+date there; ``--progress always`` writes it as one line per batch to any standard error, ``never`` hides it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fracture_model.model_card import DEFAULT_MODEL_DIR
+
+FEW_FILES = 8
+"""Progress is shown (``--progress auto``) for more files than this."""
 
 
 def iter_files(paths: list[Path]) -> Iterator[Path]:
@@ -46,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         "--score-photographs", action="store_true",
         help="also score images that do not look like radiographs (colour photographs); they are still reported",
     )
+    parser.add_argument("--batch-size", type=int, default=16, help="files decoded and scored together")
+    parser.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                        help=f"progress on standard error; auto: on a terminal, for more than {FEW_FILES} files")
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
 
     # Imported here so that --help answers at once, without loading TensorFlow.
     from fracture_model.imaging import InputError, looks_like_radiograph, read_radiograph
@@ -57,27 +69,70 @@ def main(argv: list[str] | None = None) -> int:
     predictor = Predictor.load(args.model_dir)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["path", "probability_fractured", "decision"])
-    files = failures = 0
-    for path in iter_files(args.paths):
-        files += 1
-        try:
-            radiograph = read_radiograph(path.read_bytes())
-        except (InputError, OSError) as error:
-            failures += 1
-            print(f"{path}: {_sentence(error)}", file=sys.stderr)
-            continue
-        plausible, reason = looks_like_radiograph(radiograph)
-        if not plausible:
-            print(f"{path}: {reason}", file=sys.stderr)
-            if not args.score_photographs:
+    paths = list(iter_files(args.paths))
+    files, failures = len(paths), 0
+    progress = _Progress(files, args.progress)
+    for start in range(0, files, args.batch_size):
+        decoded = []
+        for path in paths[start:start + args.batch_size]:
+            try:
+                radiograph = read_radiograph(path.read_bytes())
+            except (InputError, OSError) as error:
                 failures += 1
+                progress.say(f"{path}: {_sentence(error)}")
                 continue
-        prediction = predictor.predict(radiograph.pixels)
-        writer.writerow([str(path), f"{prediction.probability_fractured:.6f}", prediction.decision])
+            plausible, reason = looks_like_radiograph(radiograph)
+            if not plausible:
+                progress.say(f"{path}: {reason}")
+                if not args.score_photographs:
+                    failures += 1
+                    continue
+            decoded.append((path, radiograph.pixels))
+        predictions = predictor.predict_many([pixels for _, pixels in decoded], batch_size=args.batch_size)
+        for (path, _), prediction in zip(decoded, predictions, strict=True):
+            writer.writerow([str(path), f"{prediction.probability_fractured:.6f}", prediction.decision])
         sys.stdout.flush()
+        progress.update(min(start + args.batch_size, files))
+    progress.close()
     if failures:
         print(f"{failures} of {files} file(s) were not scored.", file=sys.stderr)
     return 1 if failures else 0
+
+
+class _Progress:
+    """'Scored N of M file(s)' on standard error: kept on one line on a terminal, one line per batch otherwise.
+
+    Sentences about files (``say``) go through here so that they never share a line with the progress.
+    """
+
+    def __init__(self, total: int, mode: str) -> None:
+        self.total = total
+        self.terminal = sys.stderr.isatty()
+        self.shown = mode == "always" or (mode == "auto" and self.terminal and total > FEW_FILES)
+        self._pending_line = False
+
+    def say(self, sentence: str) -> None:
+        self._end_line()
+        print(sentence, file=sys.stderr)
+
+    def update(self, done: int) -> None:
+        if not self.shown:
+            return
+        text = f"Scored {done} of {self.total} file(s)"
+        if self.terminal:
+            sys.stderr.write("\r" + text)
+            self._pending_line = True
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        self._end_line()
+
+    def _end_line(self) -> None:
+        if self._pending_line:
+            sys.stderr.write("\n")
+            self._pending_line = False
 
 
 @contextlib.contextmanager
