@@ -5,7 +5,15 @@
 
 import streamlit as st
 
-from pages.shared import CITATION, REQUESTED_KEY, ROUTED_KEY, keep_uploads_in_memory, load_card, model_service
+from pages.shared import (
+    CITATION,
+    REQUESTED_KEY,
+    REQUESTED_QUERY_KEY,
+    ROUTED_KEY,
+    keep_uploads_in_memory,
+    load_card,
+    model_service,
+)
 
 keep_uploads_in_memory()  # before any upload: the server must not spool uploads to a temp file
 # An emoji favicon is drawn in the browser; a ":material/...:" one would be fetched from fonts.gstatic.com,
@@ -17,6 +25,8 @@ navigation = st.navigation([
     st.Page("pages/read_xray.py", title="Read an X-ray", icon=":material/radiology:", default=True),
     st.Page("pages/evaluation.py", title="Model evaluation", icon=":material/analytics:"),
     st.Page("pages/worklist.py", title="Worklist", icon=":material/lists:", url_path="worklist"),
+    st.Page("pages/teach.py", title="Teach: class quiz", icon=":material/school:", url_path="teach"),
+    st.Page("pages/review.py", title="Review heatmaps", icon=":material/rate_review:", url_path="review"),
 ])
 
 with st.sidebar:
@@ -28,5 +38,6 @@ with st.sidebar:
 
 st.session_state[ROUTED_KEY] = True  # pages check it (pages.shared.enter_through_app)
 if (requested := st.session_state.pop(REQUESTED_KEY, None)) is not None:
-    st.switch_page(requested)  # a deep link that arrived before app.py had routed anything
+    # a deep link that arrived before app.py had routed anything, with its query parameters
+    st.switch_page(requested, query_params=st.session_state.pop(REQUESTED_QUERY_KEY, None) or None)
 navigation.run()

@@ -43,6 +43,7 @@ from fracture_model.model_card import (  # EVALUATION_DIR, CASES_DIR: still impo
 )
 from fracture_model.predictor import Predictor
 from fracture_model.preprocess import Letterbox
+from fracture_model.quiz import write_quiz_material
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO.parent / "shared" / "datasets" / "fracatlas"
@@ -383,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         test = test.drop(columns="case_image").join(per_case)
         columns += [column for column in per_case.columns if column != "case_image"]
         per_method.to_csv(out / "localisation.csv", index=False, float_format="%.6f")
+        write_quiz_material(test, images_dir, boxes, out)  # the teach page's radiographs without boxes
         if len(per_method):
             fractured_ids = set(test.loc[test["fractured"] == 1, "image_id"])
             results_extra["localisation"] = summarise_localisation(

@@ -148,6 +148,23 @@ def localisation_section(results: dict, card: dict) -> None:
                "misses and are left out of the energy share. Small groups give wide intervals.")
 
 
+def reviewer_section(results: dict) -> None:
+    """The reviewers' verdicts on the heatmaps (page: Review heatmaps) beside the automatic pointing game."""
+    from fracture_model.reviews import ReviewStoreError
+    from pages.components import show_review_figures
+    from pages.shared import review_store, shipped_model_sha256
+
+    st.subheader("What reviewers say about the heatmaps")
+    try:
+        figures = review_store().figures(shipped_model_sha256())
+    except ReviewStoreError as error:
+        st.info(f"Reviewers' verdicts are not available: {error}")
+        return
+    found = results.get("localisation") or {}
+    pointing = found.get("by_method", {}).get(found.get("default_method", DEFAULT_METHOD), {})
+    show_review_figures(figures, pointing.get("pointing_hit_rate"))
+
+
 def sanity_section(results: dict) -> None:
     st.subheader("Sanity check: do the heatmaps depend on what the model learned?")
     check = results.get("sanity_check")
@@ -398,6 +415,7 @@ st.caption(
 )
 
 localisation_section(results, card)
+reviewer_section(results)
 sanity_section(results)
 implant_section(results, predictions)
 misclassified_gallery(predictions, results)

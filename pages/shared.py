@@ -13,7 +13,14 @@ import pandas as pd
 import streamlit as st
 
 from fracture_model.localisation import POINTING_TOLERANCE_PX
-from fracture_model.model_card import DEFAULT_MODEL_DIR, EVALUATION_DIR, METRICS_FILE, PREDICTIONS_FILE, read_card
+from fracture_model.model_card import (
+    DEFAULT_MODEL_DIR,
+    EVALUATION_DIR,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+    read_card,
+)
 
 MODEL_DIR = Path(DEFAULT_MODEL_DIR)
 SAMPLES_DIR = MODEL_DIR.parent / "samples"
@@ -135,6 +142,8 @@ ROUTED_KEY = "fracture_lens_routed"
 """Set in the session by app.py before it runs a page through ``st.navigation``."""
 REQUESTED_KEY = "fracture_lens_requested_page"
 """The page a deep link asked for, kept while ``enter_through_app`` goes round through app.py."""
+REQUESTED_QUERY_KEY = "fracture_lens_requested_query"
+"""The deep link's query parameters (``st.switch_page`` drops them), handed back to the page by app.py."""
 
 
 def enter_through_app(page: str) -> None:
@@ -144,10 +153,12 @@ def enter_through_app(page: str) -> None:
     folder, so a deep link (``/read_xray``) as the first request runs the page file directly: without
     app.py's upload guard, sidebar and navigation (which then lists ``shared`` as a page). Such a run
     stops here, before it draws an uploader, and goes round through app.py, which applies the upload
-    guard, takes over the routing and opens the page that was asked for.
+    guard, takes over the routing and opens the page that was asked for, with the link's query
+    parameters (e.g. a quiz's ``/teach?quiz=7&cases=10``).
     """
     if not st.session_state.get(ROUTED_KEY):
         st.session_state[REQUESTED_KEY] = page
+        st.session_state[REQUESTED_QUERY_KEY] = {name: st.query_params.get_all(name) for name in st.query_params}
         st.switch_page("app.py")
 
 
@@ -160,3 +171,40 @@ def sample_label(path: Path) -> str:
     words = path.stem.rsplit("_", 1)[0].replace("_", " ")
     part, _, label = words.partition(" ")
     return f"{part.capitalize()}, {label}"
+
+
+def _configured_reviews_db() -> str | None:
+    """``reviews_db`` from ``.streamlit/secrets.toml``; None without a secrets file or without the key."""
+    try:
+        value = st.secrets.get("reviews_db")
+    except Exception:  # no secrets file, or one that does not parse: the default path applies
+        return None
+    return str(value) if value else None
+
+
+@st.cache_resource(show_spinner=False)
+def _open_review_store(path: str):
+    from fracture_model.reviews import ReviewStore
+
+    return ReviewStore(path)
+
+
+def review_store():
+    """The reviewers' verdict database (``fracture_model.reviews``); raises ``ReviewStoreError`` with a sentence."""
+    from fracture_model.reviews import database_path
+
+    return _open_review_store(str(database_path(_configured_reviews_db())))
+
+
+@st.cache_data(show_spinner=False)
+def _file_sha256(path: str, size: int, modified: float) -> str:
+    from fracture_model.reviews import model_file_sha256
+
+    return model_file_sha256(path)
+
+
+def shipped_model_sha256() -> str:
+    """SHA-256 of the shipped model file (``Predictor.model_sha256``), hashed once per file version, no TensorFlow."""
+    path = MODEL_DIR / MODEL_FILE
+    status = path.stat()
+    return _file_sha256(str(path), status.st_size, status.st_mtime)
