@@ -1,0 +1,126 @@
+"""The decision the predictor makes at the card's threshold, on tiny models whose outputs we know.
+
+Fast (no shipped model): the tiny network is global average pooling and one sigmoid unit, so its
+probability is sigmoid(w * mean(input) + b), computed here by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from fracture_model import ood
+from fracture_model.model_card import CARD_FILE, MODEL_FILE
+from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, DistanceModel
+from fracture_model.predictor import Prediction, Predictor, file_sha256
+from fracture_model.preprocess import PREPROCESSING_NAME, preprocess
+
+SIZE = 32
+WEIGHT, BIAS = 6.0, -3.0
+
+
+def _card(threshold: float = 0.5, **changes: object) -> dict:
+    return {"name": "tiny", "model_file": MODEL_FILE, "input_size": SIZE, "preprocessing": PREPROCESSING_NAME,
+            "output": "one sigmoid unit: P(fractured)",
+            "positive_class": "fractured", "operating_threshold": threshold, "operating_threshold_rule": "youden",
+            "last_conv_layer": "none", **changes}
+
+
+def _tiny_model() -> keras.Model:
+    inputs = keras.Input((SIZE, SIZE, 1))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    output = keras.layers.Dense(1, activation="sigmoid", name="probability_fractured")(pooled)
+    model = keras.Model(inputs, output)
+    model.get_layer("probability_fractured").set_weights([np.array([[WEIGHT]]), np.array([BIAS])])
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    return _tiny_model()
+
+
+def _expected_probability(pixels: np.ndarray) -> float:
+    mean = float(preprocess(pixels, SIZE).mean())
+    return 1.0 / (1.0 + math.exp(-(WEIGHT * mean + BIAS)))
+
+
+def _images(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [np.clip(rng.normal(0.1 + 0.8 * i / count, 0.05, (40 + 3 * i, 48)), 0, 1).astype(np.float32)
+            for i in range(count)]
+
+
+@pytest.mark.parametrize(("probability", "threshold", "fractured"),
+                         [(0.5, 0.5, True), (0.4999, 0.5, False), (0.5001, 0.5, True), (0.0, 0.0, True)])
+def test_a_probability_at_the_threshold_is_called_fractured(probability, threshold, fractured):
+    prediction = Prediction(probability, threshold)
+    assert prediction.fractured is fractured
+    assert prediction.decision == ("fractured" if fractured else "not fractured")
+
+
+@pytest.mark.parametrize(("in_distribution", "note"), [(None, None), (True, None), (False, OUT_OF_DISTRIBUTION_NOTE)])
+def test_the_out_of_distribution_note_only_when_flagged(in_distribution, note):
+    assert Prediction(0.3, 0.5, in_distribution).out_of_distribution_note == note
+
+
+def test_probabilities_are_the_models_and_the_threshold_is_the_cards(model):
+    predictor = Predictor(model, _card(threshold=0.37))
+    assert predictor.operating_threshold == 0.37 and predictor.image_size == SIZE
+    for pixels in _images(4):
+        prediction = predictor.predict(pixels)
+        assert prediction.probability_fractured == pytest.approx(_expected_probability(pixels), abs=1e-6)
+        assert prediction.operating_threshold == 0.37
+        assert prediction.fractured is (prediction.probability_fractured >= 0.37)
+        assert prediction.in_distribution is None and prediction.distance is None
+    batch = np.concatenate([predictor.network_input(pixels) for pixels in _images(3)])
+    np.testing.assert_allclose(predictor.probabilities(batch), [_expected_probability(p) for p in _images(3)],
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 16])
+def test_batches_give_the_single_predictions_in_order(model, batch_size):
+    predictor = Predictor(model, _card())
+    images = _images(7)
+    many = predictor.predict_many(images, batch_size=batch_size)
+    assert len(many) == len(images)
+    for one, pixels in zip(many, images, strict=True):
+        assert one.probability_fractured == pytest.approx(predictor.predict(pixels).probability_fractured, abs=1e-6)
+    assert predictor.predict_many([]) == []
+
+
+def test_distance_check_flags_at_its_threshold(model):
+    # features: the mean of the network input; mean 0 and precision 1, so the distance is |mean|
+    images = _images(5)
+    means = [float(preprocess(p, SIZE).mean()) for p in images]
+    assert means == sorted(means)
+    threshold = (means[1] + means[2]) / 2
+    predictor = Predictor(model, _card(), distance_model=DistanceModel(np.zeros(1), np.eye(1), threshold))
+    predictions = predictor.predict_many(images)
+    assert [p.distance for p in predictions] == pytest.approx(means, abs=1e-5)
+    assert [p.in_distribution for p in predictions] == [True, True, False, False, False]
+    assert predictions[4].out_of_distribution_note == OUT_OF_DISTRIBUTION_NOTE
+
+
+@pytest.mark.parametrize(("change", "words"), [({"preprocessing": "imagenet"}, "preprocessing"),
+                                               ({"positive_class": "normal"}, "positive class")])
+def test_a_card_this_code_cannot_honour_is_refused(model, change, words):
+    with pytest.raises(ValueError, match=words):
+        Predictor(model, _card(**change))
+
+
+def test_load_reads_card_model_and_distance_check(model, tmp_path):
+    model.save(tmp_path / MODEL_FILE)
+    ood.DistanceModel(np.zeros(1), np.eye(1), 0.25).save(tmp_path / "ood.npz")
+    (tmp_path / CARD_FILE).write_text(json.dumps(_card(threshold=0.61, out_of_distribution={"file": "ood.npz"})))
+    loaded = Predictor.load(tmp_path)
+    assert loaded.operating_threshold == 0.61
+    assert loaded.model_sha256 == file_sha256(tmp_path / MODEL_FILE) and loaded.model_version == loaded.model_sha256[:12]
+    assert loaded.distance_model is not None and loaded.distance_model.threshold == 0.25
+    pixels = _images(1)[0]
+    assert loaded.predict(pixels).probability_fractured == pytest.approx(_expected_probability(pixels), abs=1e-6)
+    assert Predictor(model, _card()).model_version == "unsaved"
