@@ -247,10 +247,11 @@ def _close_up_centre(plane: np.ndarray, mask: np.ndarray | None, label: int, sid
         if max(x1 - x0, y1 - y0) > side * 0.9:
             return None
         return (rng.uniform(x1 - side / 2, x0 + side / 2), rng.uniform(y1 - side / 2, y0 + side / 2))
-    content = plane[plane > 0]
-    if content.size == 0:
+    from fracture_model.shifts import bone_pixels
+
+    if not (plane > 0).any():
         return None
-    rows, columns = np.nonzero(plane >= np.quantile(content, 0.6))
+    rows, columns = bone_pixels(plane)
     pick = rng.integers(len(rows))
     half = side / 2
     return (float(np.clip(columns[pick] + 0.5, half, size - half)), float(np.clip(rows[pick] + 0.5, half, size - half)))

@@ -78,11 +78,21 @@ def zoom_on_box(pixels: np.ndarray, boxes: tuple[Box, ...], factor: float, rng: 
     return crop(pixels, boxes, centre, side)
 
 
+def bone_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the bright pixels, bone more than soft tissue: above Otsu's threshold of the
+    non-black pixels (all non-black pixels if the image is flat; the centre pixel if it is all black)."""
+    content = pixels[pixels > 0]
+    if content.size == 0:
+        return np.array([pixels.shape[0] // 2]), np.array([pixels.shape[1] // 2])
+    grey = np.round(np.clip(content, 0, 1) * 255).astype(np.uint8).reshape(-1, 1)
+    threshold, _ = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    rows, columns = np.nonzero(pixels * 255 > threshold)
+    return (rows, columns) if len(rows) else np.nonzero(pixels > 0)
+
+
 def zoom_on_bone(pixels: np.ndarray, relative_side: float, rng: np.random.Generator):
     """Close-up of ``relative_side`` times the long side, centred on a random bright (bone) pixel."""
-    content = pixels[pixels > 0]
-    threshold = np.quantile(content, 0.6) if content.size else 0.0
-    rows, columns = np.nonzero(pixels >= threshold)
+    rows, columns = bone_pixels(pixels)
     pick = int(rng.integers(len(rows)))
     return crop(pixels, (), (columns[pick] + 0.5, rows[pick] + 0.5), relative_side * max(pixels.shape))
 
@@ -99,8 +109,11 @@ def rotate(pixels: np.ndarray, boxes: tuple[Box, ...], angle: float):
                             borderValue=0.0)
     moved = []
     for box in boxes:
-        corners = np.array([[box.left, box.top, 1], [box.right, box.top, 1], [box.left, box.bottom, 1],
-                            [box.right, box.bottom, 1]]) @ matrix.T
+        # OpenCV maps pixel indices (pixel centres at integers); boxes use continuous coordinates
+        # (centres at +0.5): shift in and out around the map.
+        corners = np.array([[box.left, box.top], [box.right, box.top], [box.left, box.bottom],
+                            [box.right, box.bottom]]) - 0.5
+        corners = corners @ matrix[:, :2].T + matrix[:, 2] + 0.5
         (left, top), (right, bottom) = corners.min(axis=0), corners.max(axis=0)
         moved.append(Box(float(left), float(top), float(right - left), float(bottom - top)))
     return np.clip(turned, 0.0, 1.0), tuple(moved)
@@ -124,7 +137,7 @@ def add_markers(pixels: np.ndarray, boxes: tuple[Box, ...], rng: np.random.Gener
             box = boxes[int(rng.integers(len(boxes)))]
             target = (box.left + box.width / 2, box.top + box.height / 2)
         else:
-            rows, columns = np.nonzero(pixels >= np.quantile(pixels[pixels > 0], 0.6)) if (pixels > 0).any() else ([0], [0])
+            rows, columns = bone_pixels(pixels)
             pick = int(rng.integers(len(rows)))
             target = (float(columns[pick]), float(rows[pick]))
         overlays.draw(marked, rng, "arrow", "benchmark", target=target)

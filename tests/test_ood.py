@@ -1,0 +1,57 @@
+"""The out-of-distribution distance and its threshold; the predictor's batched scoring and model version."""
+
+import numpy as np
+import pytest
+
+from fracture_model import ood
+
+
+def test_mahalanobis_distance_against_a_hand_computed_value():
+    model = ood.DistanceModel(mean=np.array([1.0, 2.0]), precision=np.diag([4.0, 1.0]), threshold=3.0)
+    # (x - m) = (1, 2): 4 * 1 + 1 * 4 = 8
+    assert model.distances(np.array([[2.0, 4.0]]))[0] == pytest.approx(np.sqrt(8.0))
+    assert model.in_distribution(np.array([[2.0, 4.0], [1.0, 2.0], [3.0, 2.0]])).tolist() == [True, True, False]
+
+
+def test_threshold_is_the_validation_quantile_and_far_points_are_flagged():
+    rng = np.random.default_rng(0)
+    training, validation = rng.normal(size=(400, 5)), rng.normal(size=(200, 5))
+    fitted = ood.fit(training, validation, quantile=0.9)
+    flagged = ~fitted.in_distribution(validation)
+    assert flagged.mean() == pytest.approx(0.1, abs=0.01)
+    assert not fitted.in_distribution(rng.normal(loc=6.0, size=(20, 5))).any()
+
+
+def test_saved_and_loaded_model_gives_the_same_distances(tmp_path):
+    rng = np.random.default_rng(1)
+    fitted = ood.fit(rng.normal(size=(100, 4)), rng.normal(size=(50, 4)))
+    fitted.save(tmp_path / ood.OOD_FILE)
+    loaded = ood.DistanceModel.load(tmp_path / ood.OOD_FILE)
+    points = rng.normal(size=(10, 4))
+    assert np.allclose(loaded.distances(points), fitted.distances(points), rtol=1e-5)
+    assert loaded.threshold == pytest.approx(fitted.threshold)
+
+
+def test_shipped_predictor_batches_equal_single_predictions(shipped_predictor, sample_paths):
+    from fracture_model.imaging import read_radiograph
+
+    images = [read_radiograph(path.read_bytes()).pixels for path in sample_paths]
+    one_by_one = [shipped_predictor.predict(pixels) for pixels in images]
+    batched = shipped_predictor.predict_many(images, batch_size=4)
+    assert [p.probability_fractured for p in batched] == pytest.approx(
+        [p.probability_fractured for p in one_by_one], abs=1e-5)
+    assert [p.in_distribution for p in batched] == [p.in_distribution for p in one_by_one]
+    assert len(shipped_predictor.model_version) == 12
+
+
+def test_shipped_model_flags_what_is_far_from_fracatlas(shipped_predictor, sample_paths):
+    """The samples are FracAtlas test images; noise and a flat grey field are nothing like them."""
+    from fracture_model.imaging import read_radiograph
+
+    if shipped_predictor.distance_model is None:
+        pytest.skip("the shipped model has no out-of-distribution check")
+    samples = shipped_predictor.predict_many([read_radiograph(p.read_bytes()).pixels for p in sample_paths])
+    assert sum(p.in_distribution for p in samples) >= len(samples) - 1
+    noise = np.random.default_rng(0).random((300, 300)).astype(np.float32)
+    assert shipped_predictor.predict(noise).in_distribution is False
+    assert shipped_predictor.predict(noise).out_of_distribution_note == ood.OUT_OF_DISTRIBUTION_NOTE

@@ -1,0 +1,133 @@
+"""Shifted copies for the robustness benchmark, the robust augmentation and the marks they draw."""
+
+import numpy as np
+import pytest
+
+from fracture_model import data, localisation, overlays, shifts
+from fracture_model.localisation import Box
+
+
+def _bar_image(shape=(300, 200)) -> np.ndarray:
+    """A dark image with a bright vertical 'bone'."""
+    pixels = np.full(shape, 0.1, np.float32)
+    pixels[:, 80:120] = 0.8
+    return pixels
+
+
+def _marked(shape, box: Box) -> np.ndarray:
+    """Black image, white inside ``box``: where the box's pixels go, the white goes."""
+    pixels = np.zeros(shape, np.float32)
+    pixels[int(box.top):int(box.bottom), int(box.left):int(box.right)] = 1.0
+    return pixels
+
+
+def _centre_of_white(pixels: np.ndarray) -> tuple[float, float]:
+    rows, columns = np.nonzero(pixels > 0.5)
+    return columns.mean() + 0.5, rows.mean() + 0.5
+
+
+@pytest.mark.parametrize("angle", [0.0, 37.0, 90.0, 211.0])
+def test_rotation_moves_the_box_with_the_image(angle):
+    box = Box(40, 60, 30, 20)
+    turned, (moved,) = shifts.rotate(_marked((200, 160), box), (box,), angle)
+    x, y = _centre_of_white(turned)
+    assert abs(x - (moved.left + moved.width / 2)) < 1.5 and abs(y - (moved.top + moved.height / 2)) < 1.5
+    assert localisation.boxes_mask((moved,), turned.shape)[turned > 0.5].mean() > 0.99
+    assert turned.sum() == pytest.approx(30 * 20, rel=0.05)  # the canvas keeps the whole image
+
+
+@pytest.mark.parametrize("factor", shifts.ZOOM_FACTORS)
+def test_zoom_crop_keeps_the_box_inside_and_scales_it(factor):
+    box = Box(100, 150, 24, 16)
+    rng = np.random.default_rng(3)
+    crop, (moved,) = shifts.zoom_on_box(_marked((400, 300), box), (box,), factor, rng)
+    assert max(crop.shape) == shifts.CLOSE_UP_SIDE
+    scale = shifts.CLOSE_UP_SIDE / (factor * 24)
+    assert moved.width == pytest.approx(24 * scale, rel=0.05)
+    assert moved.left >= 0 and moved.right <= crop.shape[1] + 1e-6
+    x, y = _centre_of_white(crop)
+    assert abs(x - (moved.left + moved.width / 2)) < scale and abs(y - (moved.top + moved.height / 2)) < scale
+
+
+def test_downscale_is_224_px_and_boxes_scale():
+    box = Box(100, 200, 40, 40)
+    small, (moved,) = shifts.downscale_jpeg(_bar_image((512, 400)), (box,))
+    assert max(small.shape) == 224 and moved.left == pytest.approx(100 * 224 / 512, rel=0.01)
+    assert shifts.tolerance_px(small.shape) == pytest.approx(15 * 224 / 512)
+
+
+def test_shifted_copies_are_deterministic_and_independent_of_the_other_images():
+    images = [_bar_image(), _bar_image((260, 240)), _bar_image()]
+    rows = [(1, (Box(85, 100, 30, 30),)), (0, ()), (1, ())]
+
+    def copies(kind, chosen):
+        found = shifts.shifted_images([rows[i] for i in chosen], lambda i: images[chosen[i]], kind, seed=5, zoom_factor=2)
+        return {chosen[i]: pixels for i, pixels, _ in found}
+
+    for kind in shifts.SHIFTS:
+        first, again = copies(kind, [0, 1, 2]), copies(kind, [0, 1, 2])
+        assert first.keys() == again.keys()
+        assert all(np.array_equal(first[i], again[i]) for i in first)
+    zoomed = copies("zoom", [0, 1, 2])
+    assert 2 not in zoomed, "a fractured image without a box gets no close-up (its label could become false)"
+    assert set(zoomed) == {0, 1}
+    other_seed = shifts.shifted_images(rows, lambda i: images[i], "rotation", seed=6)
+    assert not np.array_equal(next(other_seed)[1], copies("rotation", [0, 1, 2])[0])
+
+
+def test_normal_close_ups_take_the_fractured_crops_relative_sizes():
+    rows = [(1, (Box(10, 10, 40, 40),)), (0, ())]
+    found = list(shifts.shifted_images(rows, lambda i: _bar_image((400, 400)), "zoom", seed=0, zoom_factor=2.0))
+    assert [index for index, _, _ in found] == [0, 1]
+    # both crops cover 80 of 400 px and are enlarged to the same side
+    assert found[0][1].shape == found[1][1].shape == (512, 512)
+    assert found[1][1][256, 256] > 0.5, "the normal crop is centred on bone"
+
+
+def test_markers_change_pixels_but_not_boxes():
+    box = Box(10, 10, 5, 5)
+    marked, boxes = shifts.add_markers(_bar_image(), (box,), np.random.default_rng(0))
+    assert boxes == (box,) and not np.array_equal(marked, _bar_image())
+
+
+@pytest.mark.parametrize("kind", overlays.KINDS)
+@pytest.mark.parametrize("style", sorted(overlays.STYLES))
+def test_every_mark_draws_something(kind, style):
+    plane = np.zeros((200, 260), np.float32)
+    overlays.draw(plane, np.random.default_rng(1), kind, style)
+    assert (plane != 0).any() and plane.min() >= 0 and plane.max() <= 1
+
+
+def test_robust_augmentation_moves_the_fracture_mask_with_the_image():
+    """A bright square where the box mask is: after any augmentation the mask still covers it."""
+    size = 128
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        image = np.zeros((size, size, 1), np.float32)
+        image[20:110, 30:100] = 0.3  # the radiograph's content (not black, so it is not taken for padding)
+        image[60:70, 50:60] = 1.0
+        mask = np.zeros((size, size), np.uint8)
+        mask[58:72, 48:62] = 1
+        augmented, moved = data.augment_robust(image, rng, mask, label=1)
+        assert augmented.shape == image.shape and augmented.dtype == np.float32
+        assert moved.any(), f"trial {trial}: the fracture left the frame of a fractured image"
+        # the fracture (the bright square) is still inside the image, and at the moved mask
+        rows, columns = np.nonzero(moved)
+        assert rows.min() >= 0 and rows.max() < size and columns.min() >= 0 and columns.max() < size
+
+
+def test_robust_close_ups_of_fractured_images_keep_the_whole_box():
+    size = 128
+    plane = np.full((size, size), 0.4, np.float32)
+    mask = np.zeros((size, size), np.uint8)
+    mask[10:30, 90:110] = 1
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        side = size / float(np.exp(rng.uniform(0, np.log(data.ROBUST_MAX_ZOOM))))
+        centre = data._close_up_centre(plane, mask, 1, side, rng)
+        if centre is None:
+            assert side * 0.9 < 20
+            continue
+        x, y = centre
+        assert x - side / 2 <= 90 and x + side / 2 >= 110 and y - side / 2 <= 10 and y + side / 2 >= 30
+    assert data._close_up_centre(plane, None, 1, 40, rng) is None
