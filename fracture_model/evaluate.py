@@ -11,8 +11,10 @@ Reads the split that training wrote (``split.csv``), scores every test image thr
 - ``evaluation/metrics.json``: ROC AUC with a 95% bootstrap CI, the operating-point metrics,
   sensitivity at 90% specificity, calibration error, the same by body part and by implant; the
   localisation of each heatmap method against the radiologists' boxes (``localisation``), the
-  weight-randomisation sanity check (``sanity_check``) and the methods that passed it
-  (``explanation_methods``, the ones the app offers);
+  weight-randomisation sanity check (``sanity_check``, on validation images: which methods the app offers
+  is a choice) and the methods that passed it (``explanation_methods``); the out-of-distribution check's
+  rate on the test split, and the ROC AUC without test images whose neighbouring image ID sits in another
+  split (``roc_auc_without_cross_split_neighbours``);
 - ``evaluation/localisation.csv``: one row per fractured test image and heatmap method;
 - ``evaluation/cases/*.jpg``: every test case, the radiograph and its Grad-CAM overlay side by side with
   the radiologists' boxes (magenta) and the heatmap's peak (white ring);
@@ -63,14 +65,31 @@ OUTCOMES = {(1, 1): "true positive", (0, 1): "false positive", (0, 0): "true neg
 
 def score_images(predictor: Predictor, images_dir: Path, paths: list[str], batch_size: int = 16) -> np.ndarray:
     """P(fractured) for each image file, decoded and preprocessed exactly as in the app."""
-    probabilities = []
+    return np.array([p.probability_fractured for p in predict_images(predictor, images_dir, paths, batch_size)])
+
+
+def predict_images(predictor: Predictor, images_dir: Path, paths: list[str], batch_size: int = 16) -> list:
+    """A ``Prediction`` for each image file (probability and out-of-distribution check), as in the app."""
+    found = []
     for start in range(0, len(paths), batch_size):
-        batch = np.concatenate([
-            predictor.network_input(read_radiograph((images_dir / path).read_bytes()).pixels)
-            for path in paths[start : start + batch_size]
-        ])
-        probabilities.append(predictor.probabilities(batch))
-    return np.concatenate(probabilities) if probabilities else np.empty(0)
+        found += predictor.predict_many(
+            [read_radiograph((images_dir / path).read_bytes()).pixels for path in paths[start : start + batch_size]],
+            batch_size)
+    return found
+
+
+def has_neighbour_elsewhere(split: pd.DataFrame, name: str = "test") -> pd.Series:
+    """For the rows of split ``name``: does an image with the next or previous image ID sit in another split?
+
+    Blocks of ten IDs keep most of a patient's views together, but not across a block edge (x9 and x0),
+    where the frontal and lateral views of one ankle can land on both sides. Reported, not used to choose.
+    """
+    numbers = split["image_id"].str.extract(r"(\d+)")[0].astype(int)
+    split_of = dict(zip(numbers, split["split"], strict=True))
+    own = split[split["split"] == name]
+    own_numbers = numbers[own.index]
+    return pd.Series([any(split_of.get(n + step, name) != name for step in (-1, 1)) for n in own_numbers],
+                     index=own.index)
 
 
 def subgroup_summary(predictions: pd.DataFrame, threshold: float) -> dict:
@@ -357,7 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     threshold = predictor.operating_threshold
 
     print(f"scoring {len(test)} test images ...", flush=True)
-    test["probability_fractured"] = score_images(predictor, images_dir, list(test["path"]))
+    scored = predict_images(predictor, images_dir, list(test["path"]))
+    test["probability_fractured"] = [p.probability_fractured for p in scored]
+    test["in_distribution"] = pd.array([p.in_distribution for p in scored], dtype="boolean")
+    test["neighbour_in_other_split"] = has_neighbour_elsewhere(split, "test").to_numpy().astype(int)
     test["decision"] = np.where(test["probability_fractured"] >= threshold, "fractured", "not fractured")
     decided = (test["probability_fractured"] >= threshold).astype(int)
     test["outcome"] = [OUTCOMES[(label, decision)] for label, decision in zip(test["fractured"], decided, strict=True)]
@@ -369,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     cases.mkdir(parents=True)
     (out / "localisation.csv").unlink(missing_ok=True)
     columns = ["image_id", "path", "body_part", "hardware", "fractured", "probability_fractured", "decision",
-               "outcome", "case_image"]
+               "outcome", "in_distribution", "neighbour_in_other_split", "case_image"]
     test["case_image"] = ""
     results_extra: dict = {}
     if not args.no_case_images:
@@ -391,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                 per_method, fractured_without_boxes=len(fractured_ids - set(per_method["image_id"])))
         results_extra["implant_heatmaps"] = implant_summary(test)
 
-        subset = sanity_subset(test, args.sanity_images)
+        # Which methods the app offers is a choice: made on validation images, never on the test split.
+        validation = split[split["split"] == "validation"].reset_index(drop=True)
+        subset = sanity_subset(validation if len(validation) else test, args.sanity_images)
         if len(subset):
             from fracture_model import sanity
 
@@ -406,11 +430,29 @@ def main(argv: list[str] | None = None) -> int:
                     images, METHODS, sanity.randomisation_stages(predictor.model),
                 )
             check["image_ids"] = list(subset["image_id"])
+            check["split"] = "validation" if len(validation) else "test"
             results_extra["sanity_check"] = check
             results_extra["explanation_methods"] = check["passed"]
 
     test[columns].to_csv(out / "predictions.csv", index=False, float_format="%.6f")
     results = compute_metrics(test, threshold)
+    apart = test[test["neighbour_in_other_split"] == 0]
+    if apart["fractured"].nunique() == 2:
+        auc_apart, low_apart, high_apart = metrics.bootstrap_roc_auc(apart["fractured"].to_numpy(),
+                                                                     apart["probability_fractured"].to_numpy())
+        results["roc_auc_without_cross_split_neighbours"] = auc_apart
+        results["roc_auc_without_cross_split_neighbours_ci95"] = [low_apart, high_apart]
+        results["images_with_cross_split_neighbour"] = int(len(test) - len(apart))
+    if test["in_distribution"].notna().all():
+        flagged = test[~test["in_distribution"].astype(bool)]
+        kept = test[test["in_distribution"].astype(bool)]
+        results["out_of_distribution"] = {
+            "flagged": int(len(flagged)), "rate": float(len(flagged) / len(test)),
+            "roc_auc_flagged": float(roc_auc_score(flagged["fractured"], flagged["probability_fractured"]))
+            if flagged["fractured"].nunique() == 2 else None,
+            "roc_auc_unflagged": float(roc_auc_score(kept["fractured"], kept["probability_fractured"]))
+            if kept["fractured"].nunique() == 2 else None,
+        }
     results["heatmap_method"] = DEFAULT_METHOD
     results |= results_extra
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -418,7 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     card["test"] = {key: results[key] for key in (
         "images", "fractured", "roc_auc", "roc_auc_ci95", "roc_auc_without_implants",
         "roc_auc_without_implants_ci95", "sensitivity_at_specificity_0.90", "expected_calibration_error",
-    )}
+    ) if key in results}
+    for optional in ("roc_auc_without_cross_split_neighbours", "roc_auc_without_cross_split_neighbours_ci95",
+                     "images_with_cross_split_neighbour", "out_of_distribution"):
+        if optional in results:
+            card["test"][optional] = results[optional]
     card["test"]["at_operating_threshold"] = results["operating_point"]
     card["test"]["note"] = "group-aware test split, never used for training, early stopping, calibration or threshold"
     card["evaluation_command"] = "python -m fracture_model.evaluate"

@@ -174,7 +174,8 @@ def sanity_section(results: dict) -> None:
     stages = {stage["name"]: stage for stage in check["stages"]}
     decisive = [name for name, stage in stages.items() if stage.get("decisive", True)]
     st.markdown(
-        f"Model-parameter randomisation (Adebayo et al., 2018) on **{check['images']}** fractured test images: the "
+        f"Model-parameter randomisation (Adebayo et al., 2018) on **{check['images']}** fractured "
+        f"{check.get('split', 'test')} images: the "
         "heatmaps of the trained model are compared with those of copies whose top weights were re-initialised. "
         "A heatmap that barely changes shows the image's structure, not the model's reasoning. "
         f"Measure: Spearman rank correlation between the two maps; a method **passes** when the median |rho| is "
