@@ -151,6 +151,20 @@ def calibrate_output_layer(model: keras.Model, probabilities: np.ndarray, labels
     return slope, intercept
 
 
+def threshold_spread(labels: np.ndarray, probabilities: np.ndarray, rule: str, resamples: int = 500,
+                     seed: int = 0) -> tuple[float, float]:
+    """How far ``rule``'s threshold moves when validation is resampled: its 2.5th and 97.5th percentiles
+    over ``resamples`` bootstrap samples of the cases (a fragile rule moves far on small differences)."""
+    rng = np.random.default_rng(seed)
+    found = []
+    for _ in range(resamples):
+        picked = rng.integers(0, len(labels), len(labels))
+        if 0 < labels[picked].sum() < len(picked):
+            found.append(choose_threshold(labels[picked], probabilities[picked], rule))
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _git_commit() -> str:
     try:
         return subprocess.run(
@@ -347,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "operating_threshold": threshold,
         "operating_threshold_rule": args.operating_point,
         "operating_threshold_chosen_on": "validation split",
+        "operating_threshold_bootstrap_95": list(threshold_spread(validation_labels, calibrated, args.operating_point)),
         "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
                         "slope": slope, "intercept": intercept},
         "validation": {"roc_auc": validation_auc, "images": int(len(validation_labels)),
