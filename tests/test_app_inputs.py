@@ -21,6 +21,7 @@ from streamlit.runtime import memory_media_file_storage
 from streamlit.testing.v1 import AppTest
 
 from fracture_model.imaging import read_radiograph
+from fracture_model.model_card import read_card
 from tests.bad_inputs import (
     files_written_since,
     planted_in_files,
@@ -37,7 +38,7 @@ from tests.bad_inputs import (
     document_photograph,
     find_planted,
 )
-from tests.conftest import REPO
+from tests.conftest import MODEL_DIR, REPO
 
 TIMEOUT = 180
 PROBABILITY = "Probability of fracture"
@@ -76,11 +77,21 @@ def probability_shown(at: AppTest) -> float | None:
 
 
 def assert_scored(at: AppTest) -> None:
+    """A probability and one decision, the one the card's threshold makes, in its colour.
+
+    The page shows the probability rounded to 1%: a probability shown more than half a point away from the
+    threshold tells on which side the exact one lies (tests/test_app.py checks the sides exactly)."""
     assert not at.exception
     assert not at.error, [e.value for e in at.error]
     probability = probability_shown(at)
     assert probability is not None and 0.0 <= probability <= 1.0
-    assert any("Fracture suspected" in m.value or "No fracture detected" in m.value for m in at.markdown)
+    decisions = [m.value for m in at.markdown if "Fracture suspected" in m.value or "No fracture detected" in m.value]
+    assert len(decisions) == 1, decisions
+    threshold = float(read_card(MODEL_DIR)["operating_threshold"])
+    if abs(probability - threshold) > 0.005 + 1e-9:
+        expected = ":red-background[Fracture suspected]" if probability > threshold else (
+            ":green-background[No fracture detected]")
+        assert expected in decisions[0], (probability, threshold, decisions[0])
 
 
 def original_image(at: AppTest, shown: dict[str, bytes], caption: str = "Your upload") -> np.ndarray:
@@ -205,6 +216,46 @@ def test_dicom_cr_without_extension_shows_body_part_view_probability_and_window(
     expected = read_radiograph(data, window=(CR_WINDOW[0], 1000.0)).pixels
     np.testing.assert_allclose(narrow / 255.0, expected, atol=SHOWN_ATOL)
     assert narrow.std() > default.std()  # a narrower window means more contrast
+
+
+def _window_control(at: AppTest) -> tuple[float, float]:
+    centre = next(n for n in at.number_input if n.label == "Window centre")
+    width = next(n for n in at.number_input if n.label == "Window width")
+    return centre.value, width.value
+
+
+def test_uniform_dicom_is_scored_with_a_usable_window(app):
+    """A flat image's automatic window had width 0: the window control raised and the page showed
+    Streamlit's error instead of a sentence."""
+    data = dicom_bytes(dicom_dataset(np.full((256, 256), 1000, dtype=np.uint16)))
+    upload(app, "IM000200", data, "application/octet-stream")
+    assert_scored(app)
+    centre, width = _window_control(app)
+    assert width > 0 and (centre, width) == read_radiograph(data).window
+
+
+@pytest.mark.parametrize("function", ["SIGMOID", "LINEAR_EXACT"])
+def test_dicom_window_narrower_than_one_is_shown_and_can_be_changed(app, shown_images, function):
+    stored = (np.arange(320 * 256, dtype=np.uint16).reshape(320, 256) // 256) % 4  # values 0..3 in bands
+    data = dicom_bytes(dicom_dataset(stored, WindowCenter=1.5, WindowWidth=0.5, VOILUTFunction=function))
+    upload(app, "IM000201", data, "application/octet-stream")
+    assert_scored(app)
+    assert _window_control(app) == (1.5, 0.5)
+    next(n for n in app.number_input if n.label == "Window width").set_value(3.0).run()
+    assert_scored(app)
+    expected = read_radiograph(data, window=(1.5, 3.0)).pixels
+    np.testing.assert_allclose(original_image(app, shown_images) / 255.0, expected, atol=SHOWN_ATOL)
+
+
+def test_float_pixel_data_dicom_is_scored(app):
+    dataset = dicom_dataset(None)
+    values = np.linspace(-0.5, 0.25, 320 * 256).reshape(320, 256).astype(np.float32)
+    dataset.Rows, dataset.Columns = values.shape
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation, dataset.BitsAllocated = 1, "MONOCHROME2", 32
+    dataset.FloatPixelData = values.tobytes()
+    upload(app, "IM000202", dicom_bytes(dataset), "application/octet-stream")
+    assert_scored(app)
+    assert _window_control(app)[1] < 1  # the automatic window of data spanning less than one unit
 
 
 # ----------------------------------------------------------------------------------------------
