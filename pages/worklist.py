@@ -184,7 +184,7 @@ st.markdown(summary)
 if shown:
     st.dataframe(
         _table(shown, worklist["thumbnails"], hide_names), hide_index=True, width="stretch", key="worklist_table",
-        row_height=THUMBNAIL_HEIGHT_PX + 8,
+        row_height=THUMBNAIL_HEIGHT_PX + 8, height=min(40 + (THUMBNAIL_HEIGHT_PX + 8) * len(shown), 720),
         column_config={
             "#": st.column_config.NumberColumn(width="small"),
             "image": st.column_config.ImageColumn("image", width="small"),
