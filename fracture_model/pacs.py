@@ -373,12 +373,13 @@ def score_study(
     predictor,
     explainer,
     *,
-    model_lock: contextlib.AbstractContextManager | None = None,
+    run_model: Callable[[Callable[[], object]], object] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> StudyResult:
     """Score every CR and DX image of the study that has no Fracture Lens report yet.
 
-    ``model_lock`` (optional) is held around each model call; ``progress(done, total)`` is called per image.
+    ``run_model(call)`` (optional) runs each image's model call (prediction and heatmap), e.g. on the app's
+    model thread (``serving.ModelService.run``); ``progress(done, total)`` is called after each image.
     Raises `PacsError` when the PACS cannot be searched at all.
     """
     result = StudyResult(study_uid)
@@ -407,7 +408,7 @@ def score_study(
                 todo.append((item.series_uid, sop_uid))
     for number, (series_uid, sop_uid) in enumerate(sorted(todo), start=1):
         try:
-            result.scored.append(_score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer, model_lock))
+            result.scored.append(_score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer, run_model))
         except (InputError, PacsError) as error:
             result.problems.append(f"Study {study_uid}, image {sop_uid}: {error}")
         if progress is not None:
@@ -415,7 +416,7 @@ def score_study(
     return result
 
 
-def _score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer, model_lock) -> ScoredImage:
+def _score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer, run_model) -> ScoredImage:
     with _talking_to_pacs("fetching an image"):
         data = client.retrieve_instance_bytes(study_uid, series_uid, sop_uid)
     radiograph = read_radiograph(data)  # the app's reader: same bytes, same pixels
@@ -429,10 +430,12 @@ def _score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer
     source = required_attributes(header)
     if source.get("StudyInstanceUID") != study_uid or source.get("SOPInstanceUID") != sop_uid:
         raise InputError("The object the PACS returned names another study or image than the one asked for.")
-    with model_lock or contextlib.nullcontext():
+
+    def model_call():
         network_input = predictor.network_input(radiograph.pixels)
-        prediction = predictor.predictions(network_input)[0]
-        explanation = explainer.explain(network_input, radiograph.pixels.shape)
+        return predictor.predictions(network_input)[0], explainer.explain(network_input, radiograph.pixels.shape)
+
+    prediction, explanation = run_model(model_call) if run_model else model_call()
     capture = result_capture(radiograph.pixels, explanation.heatmap, prediction)
     return ScoredImage(source=source, prediction=prediction, capture=capture)
 
