@@ -10,6 +10,7 @@ from pages.shared import (
     REQUESTED_KEY,
     REQUESTED_QUERY_KEY,
     ROUTED_KEY,
+    dicomweb_settings,
     keep_uploads_in_memory,
     load_card,
     model_service,
@@ -27,6 +28,8 @@ navigation = st.navigation([
     st.Page("pages/worklist.py", title="Worklist", icon=":material/lists:", url_path="worklist"),
     st.Page("pages/teach.py", title="Teach: class quiz", icon=":material/school:", url_path="teach"),
     st.Page("pages/review.py", title="Review heatmaps", icon=":material/rate_review:", url_path="review"),
+    *([st.Page("pages/pacs.py", title="PACS", icon=":material/cloud_sync:", url_path="pacs")]
+      if dicomweb_settings() is not None else []),  # only where a DICOMweb server is configured
 ])
 
 with st.sidebar:

@@ -6,7 +6,9 @@ Loaded once per server process (``st.cache_resource``) or per file version (``st
 from __future__ import annotations
 
 import json
+import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -171,6 +173,39 @@ def sample_label(path: Path) -> str:
     words = path.stem.rsplit("_", 1)[0].replace("_", " ")
     part, _, label = words.partition(" ")
     return f"{part.capitalize()}, {label}"
+
+
+DICOMWEB_URL_ENV = "FRACTURE_LENS_DICOMWEB_URL"
+"""``fracture_model.pacs.ENV_URL`` (tests/test_pacs.py checks that they agree)."""
+
+
+@dataclass(frozen=True)
+class DicomwebSettings:
+    url: str
+    credentials: object  # fracture_model.pacs.Credentials
+    ca_bundle: str | None = None
+
+
+def dicomweb_settings() -> DicomwebSettings | None:
+    """The PACS's DICOMweb address and credentials, or None when none is configured (the PACS page is hidden).
+
+    Environment variables (``FRACTURE_LENS_DICOMWEB_URL``, ``_USER``, ``_PASSWORD``, ``_TOKEN``, ``_CA_BUNDLE``)
+    win over a ``[dicomweb]`` table in ``.streamlit/secrets.toml`` (``url``, ``username``, ``password``,
+    ``token``, ``ca_bundle``).
+    """
+    try:
+        secrets = dict(st.secrets.get("dicomweb") or {})
+    except Exception:  # no secrets file, or one that does not parse
+        secrets = {}
+    url = os.environ.get(DICOMWEB_URL_ENV) or secrets.get("url")
+    if not url:
+        return None  # checked before importing fracture_model.pacs (highdicom takes seconds to import)
+    from fracture_model.pacs import ENV_CA_BUNDLE, Credentials
+
+    credentials = Credentials.from_environment()
+    if not credentials.given:
+        credentials = Credentials(secrets.get("username"), secrets.get("password"), secrets.get("token"))
+    return DicomwebSettings(str(url), credentials, os.environ.get(ENV_CA_BUNDLE) or secrets.get("ca_bundle"))
 
 
 def _configured_reviews_db() -> str | None:
