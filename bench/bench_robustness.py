@@ -1,6 +1,6 @@
 """Robustness of a model on shifted copies of a split: what radiographs from other sources look like.
 
-    python bench/bench_robustness.py [--model-dir assets/model] [--split test] [--json out.json]
+    python bench/bench_robustness.py [--model-dir assets/model] [--split test] [--normal-images N] [--json out.json]
 
 Builds, deterministically (``--seed``), shifted copies of the split's images (``fracture_model.shifts``):
 close-up crops at 1.5x, 2x, 3x and 4x a fracture box's size (normal images cropped to the same relative
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=("test", "validation"))
     parser.add_argument("--sets", default=None, help="comma-separated set names (default: all)")
     parser.add_argument("--limit", type=int, default=None, help="first N images of the split (quick look)")
+    parser.add_argument("--normal-images", type=int, default=None,
+                        help="every fractured image but only N normal ones (a fixed random draw): a cheaper run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
@@ -51,6 +53,9 @@ def main() -> None:
     frame = split[split["split"] == args.split].sort_values("image_id").reset_index(drop=True)
     if args.limit:
         frame = frame.head(args.limit)
+    if args.normal_images is not None and (frame["fractured"] == 0).sum() > args.normal_images:
+        normals = frame[frame["fractured"] == 0].sample(args.normal_images, random_state=args.seed)
+        frame = pd.concat([frame[frame["fractured"] == 1], normals]).sort_values("image_id").reset_index(drop=True)
     boxes = localisation.load_boxes(args.data / localisation.ANNOTATIONS_FILE)
     wanted = None if args.sets is None else set(args.sets.split(","))
     print(f"model {predictor.card['name']} {predictor.model_version}, threshold {predictor.operating_threshold:.3f}; "
@@ -66,7 +71,7 @@ def main() -> None:
     print(robustness.table(summaries))
     if args.json:
         args.json.write_text(json.dumps({"model_version": predictor.model_version, "split": args.split,
-                                         "seed": args.seed, "sets": summaries}, indent=2) + "\n")
+                                         "seed": args.seed, "normal_images": args.normal_images, "sets": summaries}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -68,3 +68,64 @@ def fit(training_features: np.ndarray, validation_features: np.ndarray,
     unthresholded = DistanceModel(estimate.location_, estimate.precision_, threshold=np.inf)
     threshold = float(np.quantile(unthresholded.distances(validation_features), quantile))
     return DistanceModel(estimate.location_, estimate.precision_, threshold)
+
+
+def card_entry(distance_model: DistanceModel, quantile: float, flags_on_validation: float,
+               flags_on_shifted_validation: float | None) -> dict:
+    """What the model card says about the check (``Predictor.load`` reads ``file`` and the app the rest)."""
+    return {
+        "file": OOD_FILE,
+        "score": f"Mahalanobis distance of the pooled features (layer '{POOLED_FEATURES_LAYER}') from the training "
+                 "split's, Ledoit-Wolf shrunk covariance (fracture_model.ood)",
+        "threshold": distance_model.threshold,
+        "threshold_rule": f"quantile {quantile} of the validation split's distances",
+        "flags_on_validation": flags_on_validation,
+        "flags_on_shifted_validation": flags_on_shifted_validation,
+        "meaning": "warns, never refuses: the image is scored and a sentence says the probability may be less reliable",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fit the check for a trained model from its own split (``python -m fracture_model.ood --model-dir DIR``)."""
+    import argparse
+
+    import keras
+    import pandas as pd
+
+    from fracture_model import data, localisation
+    from fracture_model.model_card import MODEL_FILE, SPLIT_FILE, read_card, write_card
+
+    parser = argparse.ArgumentParser(prog="python -m fracture_model.ood", description=main.__doc__)
+    parser.add_argument("--model-dir", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
+    parser.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE)
+    parser.add_argument("--seed", type=int, default=20261127, help="seed of the shifted validation copy")
+    args = parser.parse_args(argv)
+
+    card = read_card(args.model_dir)
+    model = keras.saving.load_model(args.model_dir / card.get("model_file", MODEL_FILE), compile=False)
+    features = keras.Model(model.inputs, model.get_layer(POOLED_FEATURES_LAYER).output)
+    split = pd.read_csv(args.model_dir / SPLIT_FILE)
+    size = int(card["input_size"])
+
+    def pooled(inputs: np.ndarray) -> np.ndarray:
+        return features.predict(inputs.astype(np.float32) / 255.0, batch_size=16, verbose=0)
+
+    train = split[split["split"] == "train"]
+    validation = split[split["split"] == "validation"]
+    fitted = fit(pooled(data.load_inputs(args.data, list(train["path"]), size)),
+                 validation_features := pooled(data.load_inputs(args.data, list(validation["path"]), size)),
+                 args.quantile)
+    boxes = localisation.load_boxes(args.data / localisation.ANNOTATIONS_FILE)
+    shifted, _ = data.load_shifted_inputs(args.data, validation, boxes, size, "mix", args.seed)
+    flags = float(1.0 - fitted.in_distribution(validation_features).mean())
+    shifted_flags = float(1.0 - fitted.in_distribution(pooled(shifted)).mean())
+    fitted.save(args.model_dir / OOD_FILE)
+    card["out_of_distribution"] = card_entry(fitted, args.quantile, flags, shifted_flags)
+    write_card(args.model_dir, card)
+    print(f"threshold {fitted.threshold:.2f}: flags {flags:.1%} of validation, {shifted_flags:.1%} of its shifted copy")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -371,17 +371,10 @@ def main(argv: list[str] | None = None) -> int:
                            if shifted is not None else None),
                        "epoch_chosen_by": ("mean of validation ROC AUC and shifted validation ('mix') ROC AUC"
                                            if shifted is not None else "validation ROC AUC")},
-        "out_of_distribution": {
-            "file": ood.OOD_FILE,
-            "score": "Mahalanobis distance of the pooled features (layer 'pool') from the training split's, "
-                     "Ledoit-Wolf shrunk covariance (fracture_model.ood)",
-            "threshold": distance_model.threshold,
-            "threshold_rule": f"quantile {args.ood_quantile} of the validation split's distances",
-            "flags_on_validation": float(1.0 - distance_model.in_distribution(
-                features.predict(validation_batches, verbose=0)).mean()),
-            "flags_on_shifted_validation": shifted_flagged,
-            "meaning": "warns, never refuses: the image is scored and a sentence says the probability may be less reliable",
-        },
+        "out_of_distribution": ood.card_entry(
+            distance_model, args.ood_quantile,
+            float(1.0 - distance_model.in_distribution(features.predict(validation_batches, verbose=0)).mean()),
+            shifted_flagged),
         "data": {
             "dataset": "FracAtlas (Abedeen et al., Scientific Data 10, 521, 2023; CC BY 4.0)",
             "fingerprint_sha256": fingerprint,
