@@ -172,8 +172,10 @@ def ask(case: QuizCase, number: int, total: int, state: dict, threshold: float, 
     picture, panel = st.columns([4, 5])
     with picture:
         if not answer.revealed:
+            # JPEG: a PNG of the radiograph (the component's default, uncompressed) is ten times the bytes per rerun
             clicked = streamlit_image_coordinates(_with_click(pixels, case, answer, boxes=False), width="stretch",
-                                                  key=f"{key}_click_{number}", cursor="crosshair")
+                                                  key=f"{key}_click_{number}", cursor="crosshair",
+                                                  image_format="JPEG", jpeg_quality=90)
             if clicked and clicked.get("width") and clicked.get("height"):
                 position = click_position(case, clicked["x"], clicked["y"], clicked["width"], clicked["height"])
                 if position != answer.click:

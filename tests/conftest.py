@@ -19,6 +19,21 @@ MODEL_DIR = REPO / "assets" / "model"
 FRACATLAS = REPO.parent / "shared" / "datasets" / "fracatlas"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def verdicts_in_a_temporary_folder(tmp_path_factory):
+    """Reviewers' verdicts written during the tests (also by servers they start) go to a temporary SQLite file,
+    never to the user's data folder, the app's default (``fracture_model.reviews``)."""
+    from fracture_model.reviews import ENVIRONMENT_VARIABLE
+
+    before = os.environ.get(ENVIRONMENT_VARIABLE)
+    os.environ[ENVIRONMENT_VARIABLE] = str(tmp_path_factory.mktemp("verdicts") / "reviews.sqlite3")
+    yield
+    if before is None:
+        os.environ.pop(ENVIRONMENT_VARIABLE, None)
+    else:
+        os.environ[ENVIRONMENT_VARIABLE] = before
+
+
 @pytest.fixture(scope="session")
 def sample_paths() -> list[Path]:
     paths = sorted(SAMPLES.glob("*.jpg"))

@@ -166,19 +166,20 @@ def test_click_on_the_fracture_then_reveal_shows_the_box(browser, fresh_server, 
     page.context.close()
 
 
-@pytest.mark.parametrize(("name", "viewport"), [("phone", PHONE), ("projector", PROJECTOR)])
-def test_teach_page_fits_a_phone_and_a_projector(browser, fresh_server, quizzes, name, viewport):
-    page = _open(browser, _link(fresh_server, quizzes["seed"]), viewport)
-    _radiograph_element(page)
-    frame = page.locator(CLICK_FRAME).bounding_box()
-    if name == "phone":
-        width = page.evaluate("() => document.documentElement.scrollWidth")
-        assert width <= viewport["width"], "the page scrolls sideways on a phone"
-        assert frame["x"] >= 0 and frame["x"] + frame["width"] <= viewport["width"]
-    else:
-        assert frame["y"] + frame["height"] <= viewport["height"], "the radiograph runs off a 1080 px screen"
-        page.get_by_role("button", name="Reveal").wait_for()
-    page.wait_for_timeout(1000)
+def test_teach_page_fits_a_phone_and_a_projector(browser, fresh_server, quizzes):
+    """The quiz on a 390 x 844 phone (nothing scrolls sideways) and a 1920 x 1080 projector (the radiograph
+    fits the screen); the screenshots are kept for a look (README)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"teach_{name}.png"))
-    page.context.close()
+    for name, viewport in (("phone", PHONE), ("projector", PROJECTOR)):
+        page = _open(browser, _link(fresh_server, quizzes["seed"]), viewport)
+        _radiograph_element(page)
+        frame = page.locator(CLICK_FRAME).bounding_box()
+        if name == "phone":
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= viewport["width"], \
+                "the page scrolls sideways on a phone"
+            assert frame["x"] >= 0 and frame["x"] + frame["width"] <= viewport["width"]
+        else:
+            assert frame["y"] + frame["height"] <= viewport["height"], "the radiograph runs off a 1080 px screen"
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(SCREENSHOTS / f"teach_{name}.png"))
+        page.context.close()
