@@ -223,7 +223,9 @@ def reveal(case: QuizCase, answer: Answer, threshold: float) -> None:
                         + ("**on the fracture** " if check.hit else "**not on the fracture** ")
                         + f"(within {POINTING_TOLERANCE_PX:g} px counts, as for the heatmap's peak).")
     elif case.fractured:
-        st.markdown("No box was drawn for this fracture.")
+        st.markdown("No box was drawn for this fracture, so your click is not scored.")
+    elif answer.click is not None:
+        st.markdown("There is no fracture on this radiograph, so your click is not scored.")
     decision = FRACTURE_SUSPECTED if case.model_says_fractured else NO_FRACTURE_DETECTED
     model, heatmap_cell = st.columns(2)
     model.metric("Model: probability of fracture", f"{case.probability_fractured:.0%}")

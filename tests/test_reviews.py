@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import sqlite3
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -54,6 +56,24 @@ def test_concurrent_writers_from_threads_lose_nothing(tmp_path):
     assert {row["comment"] for row in rows} == {f"{n}/{i}" for n in range(writers) for i in range(each)}
     figures = store.figures(MODEL_A)
     assert (figures.verdicts, figures.cases, figures.reviewers) == (writers * each, each, writers)
+
+
+def test_another_process_writing_at_the_same_time_loses_nothing(tmp_path):
+    """Two server processes on one file (e.g. two replicas): SQLite's locking, not a lock in Python."""
+    path = tmp_path / "reviews.sqlite3"
+    store = ReviewStore(path)
+    script = (
+        "import sys; from fracture_model.reviews import ReviewStore, Verdict\n"
+        "store = ReviewStore(sys.argv[1])\n"
+        f"for i in range(30): store.record(Verdict('{MODEL_A}', f'IMG{{i:07d}}.jpg', 'other process', 'no', 'no'))\n"
+    )
+    other = subprocess.Popen([sys.executable, "-c", script, str(path)], cwd=REPO)
+    for i in range(30):
+        store.record(_verdict(image=f"IMG{i:07d}.jpg", reviewer="this process"))
+    assert other.wait(timeout=120) == 0
+    rows = store.verdicts(MODEL_A)
+    assert sorted((row["reviewer"], row["image_id"]) for row in rows) == sorted(
+        (reviewer, f"IMG{i:07d}.jpg") for reviewer in ("other process", "this process") for i in range(30))
 
 
 def test_a_restart_keeps_everything(tmp_path):

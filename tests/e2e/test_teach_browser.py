@@ -73,13 +73,24 @@ def _open(browser, url: str, viewport=None):
 
 
 def _radiograph_element(page):
+    """The radiograph to click on, once the component has drawn it at its size (a screenshot if it never does)."""
     image = page.frame_locator(CLICK_FRAME).locator("img#image")
-    image.wait_for(timeout=WAIT_MS)
-    page.wait_for_function(  # the component has drawn the image at its size
-        """(frame) => { const f = document.querySelector(frame); if (!f) return false;
-             const img = f.contentDocument && f.contentDocument.querySelector('img#image');
-             return img && img.complete && img.naturalWidth > 0 && img.width > 0; }""",
-        arg=CLICK_FRAME, timeout=WAIT_MS)
+    try:
+        image.wait_for(timeout=WAIT_MS)
+        page.wait_for_function(
+            """(frame) => { const f = document.querySelector(frame); if (!f) return false;
+                 const img = f.contentDocument && f.contentDocument.querySelector('img#image');
+                 return img && img.complete && img.naturalWidth > 0 && img.width > 0; }""",
+            arg=CLICK_FRAME, timeout=WAIT_MS)
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "teach_no_radiograph.png"))
+        state = page.evaluate("""(frame) => { const f = document.querySelector(frame);
+            const img = f && f.contentDocument && f.contentDocument.querySelector('img#image');
+            return {frame: f ? [f.clientWidth, f.clientHeight] : null,
+                    image: img ? [img.width, img.height, img.naturalWidth, img.complete, (img.src || '').slice(0, 30)]
+                               : null}; }""", CLICK_FRAME)
+        raise AssertionError(f"the radiograph was not drawn: {state}") from None
     return image
 
 
