@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import csv
 import datetime
+import functools
 import io
 import ipaddress
 import os
@@ -732,11 +733,9 @@ def _find(client, args) -> int:
     return 0
 
 
-def _score(client, args) -> int:
-    studies = args.studies or [
-        study.study_uid
-        for study in find_studies(client, since=args.since, until=args.until, unscored_only=True, limit=args.limit)
-    ]
+@functools.lru_cache(maxsize=1)
+def _load_model(model_dir: str | None):
+    """The predictor and its explainer (kept for the next `main` call in the same process)."""
     from fracture_model.predict import _native_stderr_silenced
 
     with _native_stderr_silenced():  # TensorFlow's start-up notices are not problems with the studies
@@ -744,8 +743,17 @@ def _score(client, args) -> int:
         from fracture_model.model_card import DEFAULT_MODEL_DIR
         from fracture_model.predictor import Predictor
 
-        predictor = Predictor.load(args.model_dir or DEFAULT_MODEL_DIR)
+        predictor = Predictor.load(model_dir or DEFAULT_MODEL_DIR)
         explainer = Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
+    return predictor, explainer
+
+
+def _score(client, args) -> int:
+    studies = args.studies or [
+        study.study_uid
+        for study in find_studies(client, since=args.since, until=args.until, unscored_only=True, limit=args.limit)
+    ]
+    predictor, explainer = _load_model(args.model_dir)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["study_uid", "sop_instance_uid", "probability_fractured", "decision"])
     failures = skipped = stored = 0

@@ -130,7 +130,8 @@ if not studies:
     st.stop()
 st.dataframe(_table(studies, with_patient), hide_index=True, width="stretch")
 
-number = st.selectbox("Study", range(1, len(studies) + 1), key="pacs_study",
+# A fresh chooser when names are shown or hidden: the browser's combobox keeps showing a choice's old wording.
+number = st.selectbox("Study", range(1, len(studies) + 1), key=f"pacs_study_{int(with_patient)}",
                       format_func=lambda n: _label(n, studies[n - 1], with_patient))
 study = studies[number - 1]
 if st.button("Score this study", type="primary", key="pacs_score"):
