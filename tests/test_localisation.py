@@ -230,3 +230,21 @@ def test_the_pointing_tolerance_is_15_px_and_its_edge_counts():
     assert pointing_hit((35, 15), [box]) is False  # 16 px
     assert not near_boxes_mask([box], (40, 60))[15, 35]
 
+
+
+@pytest.mark.parametrize("radius", [1, 2])
+def test_brightness_rank_against_a_brute_force_patch_mean(radius):
+    pixels = np.random.default_rng(7).random((30, 40)).astype(np.float32)
+    height, width = pixels.shape
+    for column, row in [(0, 0), (39, 29), (5, 20), (20, 1), (1, 28), (38, 3)]:
+        patch = [float(pixels[r, c]) for r in range(row - radius, row + radius + 1)
+                 for c in range(column - radius, column + radius + 1) if 0 <= r < height and 0 <= c < width]
+        expected = float((pixels < np.float32(np.mean(patch))).mean())
+        assert brightness_rank_at(pixels, (column, row), radius=radius) == pytest.approx(expected, abs=1e-9)
+
+
+def test_draw_boxes_outline_of_a_box_off_the_diagonal():
+    drawn = draw_boxes(np.zeros((30, 40, 3), np.uint8), [Box(left=5, top=12, width=10, height=6)], (255, 0, 255))
+    outline = np.zeros((30, 40), bool)
+    outline[12, 5:15] = outline[17, 5:15] = outline[12:18, 5] = outline[12:18, 14] = True
+    np.testing.assert_array_equal(drawn.any(axis=2), outline)  # one pixel thick, exactly on the edge pixels
