@@ -23,7 +23,7 @@ import io
 import os
 import sqlite3
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,22 +209,26 @@ class ReviewStore:
             latest[(row["reviewer"], row["image_id"])] = row
         return list(latest.values())
 
-    def figures(self, model_sha256: str) -> ReviewFigures:
+    def figures(self, model_sha256: str, fractured: Collection[str] | None = None) -> ReviewFigures:
+        """The figures for this model version. With ``fractured`` (the image IDs of the fractured test cases),
+        the heatmap counts are over those cases only, as the automatic pointing game is: on a radiograph
+        without a fracture, 'is the heatmap on the fracture' has no right answer."""
         rows = self.latest_verdicts(model_sha256)
+        on_fractures = rows if fractured is None else [row for row in rows if row["image_id"] in set(fractured)]
 
-        def count(column: str, value: str) -> int:
-            return sum(row[column] == value for row in rows)
+        def count(chosen: list[dict], column: str, value: str) -> int:
+            return sum(row[column] == value for row in chosen)
 
         return ReviewFigures(
             verdicts=len(rows),
             cases=len({row["image_id"] for row in rows}),
             reviewers=len({row["reviewer"] for row in rows}),
-            heatmap_yes=count("heatmap_on_fracture", "yes"),
-            heatmap_no=count("heatmap_on_fracture", "no"),
-            heatmap_unsure=count("heatmap_on_fracture", "unsure"),
-            agree_yes=count("agrees_with_model", "yes"),
-            agree_no=count("agrees_with_model", "no"),
-            agree_unsure=count("agrees_with_model", "unsure"),
+            heatmap_yes=count(on_fractures, "heatmap_on_fracture", "yes"),
+            heatmap_no=count(on_fractures, "heatmap_on_fracture", "no"),
+            heatmap_unsure=count(on_fractures, "heatmap_on_fracture", "unsure"),
+            agree_yes=count(rows, "agrees_with_model", "yes"),
+            agree_no=count(rows, "agrees_with_model", "no"),
+            agree_unsure=count(rows, "agrees_with_model", "unsure"),
         )
 
 

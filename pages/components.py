@@ -155,7 +155,8 @@ def show_review_figures(figures, pointing_hit_rate: float | None = None) -> None
     cells = st.columns(4 if pointing_hit_rate is not None else 3)
     share = figures.heatmap_on_fracture_share
     cells[0].metric("Heatmaps judged on the fracture", "n/a" if share is None else f"{share:.0%}",
-                    help=f"{figures.heatmap_yes} yes, {figures.heatmap_no} no, {figures.heatmap_unsure} unsure")
+                    help=f"fractured cases: {figures.heatmap_yes} yes, {figures.heatmap_no} no, "
+                         f"{figures.heatmap_unsure} unsure")
     agreement = figures.agreement_share
     cells[1].metric("Reviewers agreeing with the model's call", "n/a" if agreement is None else f"{agreement:.0%}",
                     help=f"{figures.agree_yes} yes, {figures.agree_no} no, {figures.agree_unsure} unsure")

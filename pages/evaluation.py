@@ -148,7 +148,7 @@ def localisation_section(results: dict, card: dict) -> None:
                "misses and are left out of the energy share. Small groups give wide intervals.")
 
 
-def reviewer_section(results: dict) -> None:
+def reviewer_section(results: dict, predictions: pd.DataFrame) -> None:
     """The reviewers' verdicts on the heatmaps (page: Review heatmaps) beside the automatic pointing game."""
     from fracture_model.reviews import ReviewStoreError
     from pages.components import show_review_figures
@@ -156,7 +156,8 @@ def reviewer_section(results: dict) -> None:
 
     st.subheader("What reviewers say about the heatmaps")
     try:
-        figures = review_store().figures(shipped_model_sha256())
+        fractured = set(predictions.loc[predictions["fractured"].astype(int) == 1, "image_id"])
+        figures = review_store().figures(shipped_model_sha256(), fractured)
     except ReviewStoreError as error:
         st.info(f"Reviewers' verdicts are not available: {error}")
         return
@@ -416,7 +417,7 @@ st.caption(
 )
 
 localisation_section(results, card)
-reviewer_section(results)
+reviewer_section(results, predictions)
 sanity_section(results)
 implant_section(results, predictions)
 misclassified_gallery(predictions, results)

@@ -51,11 +51,12 @@ def _record(store, model_sha256: str, image_id: str) -> None:
     st.session_state["review_comment"] = ""
 
 
-def figures_section(store, model_sha256: str) -> None:
+def figures_section(store, model_sha256: str, predictions: pd.DataFrame) -> None:
     st.subheader("Reviewers' figures for this model")
     found = stored_results().get("localisation") or {}
     pointing = found.get("by_method", {}).get(found.get("default_method", "Grad-CAM"), {})
-    show_review_figures(store.figures(model_sha256), pointing.get("pointing_hit_rate"))
+    fractured = set(predictions.loc[predictions["fractured"].astype(int) == 1, "image_id"])
+    show_review_figures(store.figures(model_sha256, fractured), pointing.get("pointing_hit_rate"))
 
 
 enter_through_app("pages/review.py")
@@ -100,6 +101,9 @@ with picture:
     else:
         st.caption("No image is stored for this case.")
     st.caption(f"P(fractured) {float(case['probability_fractured']):.2f}; model's call: {case['decision']}.")
+    if not int(case["fractured"]):
+        st.caption("This radiograph is labelled not fractured: its heatmap answer is kept but not counted in the "
+                   "share of heatmaps on the fracture.")
 with form:
     with st.form("verdict", clear_on_submit=False, border=True):
         st.radio(QUESTIONS["heatmap_on_fracture"], CHOICES, index=None, horizontal=True, key="review_heatmap")
@@ -118,7 +122,7 @@ if earlier:
     st.dataframe(pd.DataFrame(earlier)[["recorded_at", "reviewer", "heatmap_on_fracture", "agrees_with_model",
                                         "comment"]], hide_index=True, width="stretch")
 
-figures_section(store, model_sha256)
+figures_section(store, model_sha256, predictions)
 every = store.verdicts(model_sha256)
 st.download_button("Download verdicts (CSV)", verdicts_csv(every), file_name=f"verdicts_{model_sha256[:12]}.csv",
                    mime="text/csv", disabled=not every)

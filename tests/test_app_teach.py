@@ -141,7 +141,8 @@ def test_a_reviewer_records_a_verdict_under_the_model_version(stored, verdict_db
                                           "**peak** on the <script>alert(1)</script> plate")]
     assert all("<script>" not in markdown.value for markdown in at.markdown)  # shown in a table, as text
     assert _metric(at, "Cases reviewed") == "1"
-    assert _metric(at, "Heatmaps judged on the fracture") == "0%"
+    fractured = next(case.fractured for case in stored[0] if case.image_id == image_id)
+    assert _metric(at, "Heatmaps judged on the fracture") == ("0%" if fractured else "n/a")
 
 
 def test_a_verdict_without_a_name_is_refused_with_a_sentence(stored, verdict_db):
@@ -158,12 +159,15 @@ def test_the_evaluation_page_shows_the_reviewers_figures(stored, verdict_db):
 
     store = ReviewStore(verdict_db)
     sha = model_file_sha256(MODEL_DIR / "fracture_cnn.keras")
-    for number, case in enumerate(stored[0][:4]):
+    fractured = [case for case in stored[0] if case.fractured][:4]
+    normal = next(case for case in stored[0] if not case.fractured)
+    for number, case in enumerate(fractured):
         store.record(Verdict(sha, case.image_id, "Ada", "yes" if number else "no", "yes"))
-    store.record(Verdict("0" * 64, stored[0][0].image_id, "Ada", "no", "no"))  # another model: not counted
+    store.record(Verdict(sha, normal.image_id, "Ada", "no", "no"))  # no fracture: not in the heatmap share
+    store.record(Verdict("0" * 64, fractured[0].image_id, "Ada", "yes", "no"))  # another model: not counted
     at = _page("pages/evaluation.py")
     assert not at.exception
     assert "What reviewers say about the heatmaps" in [s.value for s in at.subheader]
-    assert _metric(at, "Heatmaps judged on the fracture") == "75%"
-    assert _metric(at, "Reviewers agreeing with the model's call") == "100%"
-    assert _metric(at, "Cases reviewed") == "4"
+    assert _metric(at, "Heatmaps judged on the fracture") == f"{(len(fractured) - 1) / len(fractured):.0%}"
+    assert _metric(at, "Reviewers agreeing with the model's call") == f"{len(fractured) / (len(fractured) + 1):.0%}"
+    assert _metric(at, "Cases reviewed") == str(len(fractured) + 1)

@@ -109,6 +109,10 @@ def test_figures_count_the_latest_verdict_per_reviewer_and_case(tmp_path):
     assert (figures.agree_yes, figures.agree_no, figures.agree_unsure) == (2, 0, 1)
     assert figures.agreement_share == 1.0
     assert len(store.verdicts(MODEL_A)) == 4  # every verdict is kept
+    on_fractures = store.figures(MODEL_A, fractured={"IMG0000025.jpg"})  # only that case is fractured
+    assert (on_fractures.heatmap_yes, on_fractures.heatmap_no, on_fractures.heatmap_unsure) == (0, 0, 1)
+    assert on_fractures.heatmap_on_fracture_share is None
+    assert (on_fractures.verdicts, on_fractures.agree_yes) == (3, 2)  # agreement: every case
 
 
 @pytest.mark.parametrize(("changes", "message"), [
