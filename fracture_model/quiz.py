@@ -339,7 +339,8 @@ def write_quiz_material(test: pd.DataFrame, images_dir: Path, boxes: Mapping[str
         case_boxes = boxes.get(row.image_id, ()) if int(row.fractured) == 1 else ()
         rows.append({
             "image_id": row.image_id, "image_file": name, "width": pixels.shape[1], "height": pixels.shape[0],
-            "boxes": json.dumps([[round(value, 2) for value in (b.left, b.top, b.width, b.height)] for b in case_boxes]),
+            "boxes": json.dumps([[round(value, 2) for value in (box.left, box.top, box.width, box.height)]
+                                 for box in case_boxes]),
         })
     pd.DataFrame(rows, columns=["image_id", "image_file", "width", "height", "boxes"]).to_csv(
         out / QUIZ_CASES_FILE, index=False)

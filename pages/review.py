@@ -78,7 +78,8 @@ st.markdown(
     "see SECURITY.md for what is stored and where."
 )
 
-st.text_input("Your name", key="review_name", max_chars=MAX_REVIEWER, placeholder="as it should appear beside your verdicts")
+st.text_input("Your name", key="review_name", max_chars=MAX_REVIEWER,
+              placeholder="as it should appear beside your verdicts")
 cases = predictions.sort_values("image_id").reset_index(drop=True)
 choice = st.columns([2, 1])
 outcomes = sorted(cases["outcome"].unique())

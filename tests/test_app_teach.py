@@ -79,7 +79,7 @@ def test_a_share_link_opens_its_cases_and_reveal_tells_the_truth(stored):
     chosen = quiz.choose_cases(cases, settings, threshold)
     at = _page("pages/teach.py", settings.to_query())
     assert not at.exception and not at.error
-    for number, case in enumerate(chosen, 1):
+    for case in chosen:
         call = "Not fractured" if case.fractured else "Fractured"  # always wrong: the score must say so
         at.radio[0].set_value(call).run()
         next(b for b in at.button if b.label == "Reveal").click().run()

@@ -145,7 +145,8 @@ def test_click_on_the_fracture_then_reveal_shows_the_box(browser, fresh_server, 
     centre = (box.left + box.width / 2, box.top + box.height / 2)
     image.click(position={"x": centre[0] * shown["width"] / case.width, "y": centre[1] * shown["height"] / case.height})
     page.wait_for_function(  # the ring where the student pointed is drawn
-        """([frame, before]) => { const img = document.querySelector(frame)?.contentDocument?.querySelector('img#image');
+        """([frame, before]) => {
+             const img = document.querySelector(frame)?.contentDocument?.querySelector('img#image');
              return img && img.getAttribute('src') !== before; }""",
         arg=[CLICK_FRAME, before], timeout=WAIT_MS)
     page.get_by_text("Fractured", exact=True).click()
