@@ -248,3 +248,16 @@ def test_draw_boxes_outline_of_a_box_off_the_diagonal():
     outline = np.zeros((30, 40), bool)
     outline[12, 5:15] = outline[17, 5:15] = outline[12:18, 5] = outline[12:18, 14] = True
     np.testing.assert_array_equal(drawn.any(axis=2), outline)  # one pixel thick, exactly on the edge pixels
+
+
+def test_brightest_pixels_include_ties_and_follow_the_share():
+    pixels = np.zeros((10, 10), np.float32)
+    pixels[0] = 1.0  # the brightest 10%, all tied
+    assert localisation.brightest_mask(pixels, share=0.03).sum() == 10  # the tie at the 97th percentile counts
+    heatmap = np.zeros_like(pixels)
+    heatmap[0, :5] = 0.1  # a faint map (total 0.5) all on the bright row
+    heatmap[5, :5] = 0.1
+    assert energy_on_brightest(heatmap, pixels, share=0.1) == pytest.approx(0.5)
+    ramp = np.tile(np.linspace(0.0, 1.0, 100, dtype=np.float32), (100, 1))
+    assert energy_on_brightest(np.ones_like(ramp), ramp, share=0.2) == pytest.approx(0.2)
+    assert math.isnan(energy_on_brightest(np.zeros_like(ramp), ramp))

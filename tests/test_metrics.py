@@ -5,6 +5,7 @@ from a handful of score values, so ties (between and within classes) are the rul
 """
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -66,6 +67,9 @@ def _oracle_sensitivity_at_specificity(labels, probabilities, target):
     return max(s for s, sp in (_rates(labels, probabilities, t) for t in candidates) if sp >= target - 1e-9)
 
 
+ORACLE = settings(max_examples=int(os.environ.get("ORACLE_EXAMPLES", "300")), deadline=None)
+"""Examples per oracle test; mutation testing (README) runs fewer."""
+
 SCORES = [0.0, 0.1, 0.2, 0.25, 0.3, 0.5, 0.7, 0.75, 0.9, 1.0]
 TARGETS = [0.0, 0.5, 0.6, 2 / 3, 0.7, 0.75, 0.8, 0.9, 0.95, 1.0]
 
@@ -80,20 +84,20 @@ def tied_cases(draw):
     return np.array(labels), np.array(probabilities)
 
 
-@settings(max_examples=300, deadline=None)
+@ORACLE
 @given(tied_cases())
 def test_youden_matches_brute_force(cases):
     assert metrics.choose_threshold(*cases, "youden") == _oracle_youden(*map(list, cases))
 
 
-@settings(max_examples=300, deadline=None)
+@ORACLE
 @given(tied_cases(), st.sampled_from(TARGETS))
 def test_sensitivity_rule_matches_brute_force(cases, target):
     chosen = metrics.choose_threshold(*cases, f"sensitivity={target}")
     assert chosen == _oracle_sensitivity_rule(*map(list, cases), target)
 
 
-@settings(max_examples=300, deadline=None)
+@ORACLE
 @given(tied_cases(), st.sampled_from(TARGETS))
 def test_specificity_rule_matches_brute_force(cases, target):
     expected = _oracle_specificity_rule(*map(list, cases), target)
@@ -104,14 +108,14 @@ def test_specificity_rule_matches_brute_force(cases, target):
         assert metrics.choose_threshold(*cases, f"specificity={target}") == expected
 
 
-@settings(max_examples=300, deadline=None)
+@ORACLE
 @given(tied_cases(), st.sampled_from(TARGETS))
 def test_sensitivity_at_specificity_matches_brute_force(cases, target):
     expected = _oracle_sensitivity_at_specificity(*map(list, cases), target)
     assert metrics.sensitivity_at_specificity(*cases, target) == pytest.approx(expected, abs=1e-12)
 
 
-@settings(max_examples=200, deadline=None)
+@ORACLE
 @given(tied_cases(), st.sampled_from(SCORES))
 def test_operating_point_matches_brute_force(cases, threshold):
     labels, probabilities = cases
@@ -143,7 +147,7 @@ def _oracle_ece(labels, probabilities, bins=10):
     )
 
 
-@settings(max_examples=200, deadline=None)
+@ORACLE
 @given(tied_cases())
 def test_calibration_table_and_error_match_brute_force(cases):
     labels, probabilities = cases
@@ -163,7 +167,8 @@ def test_operating_point_matches_scikit_learn(scored):
     point = metrics.at_threshold(labels, probabilities, 0.5)
     decisions = (probabilities >= 0.5).astype(int)
     tn, fp, fn, tp = confusion_matrix(labels, decisions).ravel()
-    assert (point.true_positives, point.false_positives, point.true_negatives, point.false_negatives) == (tp, fp, tn, fn)
+    counts = (point.true_positives, point.false_positives, point.true_negatives, point.false_negatives)
+    assert counts == (tp, fp, tn, fn)
     assert point.sensitivity == pytest.approx(recall_score(labels, decisions))
     assert point.specificity == pytest.approx(recall_score(1 - labels, 1 - decisions))
     assert point.ppv == pytest.approx(precision_score(labels, decisions))
@@ -301,7 +306,9 @@ def test_calibration_table_with_probabilities_on_bin_edges():
 def test_curve_tables(scored):
     labels, probabilities = scored
     roc = metrics.roc_points(labels, probabilities)
+    assert list(roc.columns) == ["false_positive_rate", "sensitivity", "threshold"]
     assert roc["false_positive_rate"].is_monotonic_increasing and roc["sensitivity"].iloc[-1] == 1.0
+    assert roc["threshold"].iloc[1] == probabilities.max() and roc["threshold"].is_monotonic_decreasing
     pr = metrics.precision_recall_points(labels, probabilities)
     assert pr["recall"].between(0, 1).all() and pr["precision"].between(0, 1).all()
     table = metrics.calibration_table(labels, probabilities)
