@@ -134,7 +134,7 @@ def connect(url: str, credentials: Credentials | None = None, ca_bundle: str | N
         raise PacsError(f"Set either {ENV_TOKEN} or {ENV_USER} and {ENV_PASSWORD}, not both.")
     if bool(credentials.username) != bool(credentials.password):
         raise PacsError(f"Set both {ENV_USER} and {ENV_PASSWORD} for HTTP basic authentication.")
-    session = _Session()
+    session = requests.Session()
     session.trust_env = False  # no .netrc or proxy credentials picked up behind the user's back
     if credentials.token:
         session.headers["Authorization"] = f"Bearer {credentials.token}"
@@ -142,7 +142,11 @@ def connect(url: str, credentials: Credentials | None = None, ca_bundle: str | N
         session.auth = (credentials.username, credentials.password)
     if ca_bundle:
         session.verify = ca_bundle
-    return _Client(url.strip().rstrip("/"), session=session)
+    client = _Client(url.strip().rstrip("/"), session=session, timeout=_TIMEOUT_S)
+    # dicomweb-client retries every failed request (a refused connection too) 5 times, waiting up to 16 s in
+    # between: 30 s before saying that a server is down. Three tries, 1 s and 2 s apart, ride out a blip.
+    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=500)
+    return client
 
 
 def connect_from_environment(url: str | None = None, environ: Mapping[str, str] = os.environ) -> DICOMwebClient:
@@ -162,14 +166,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _Session(requests.Session):
-    """A session whose requests give up after `_TIMEOUT_S` seconds without an answer (requests' default: never)."""
-
-    def request(self, *args, **kwargs):
-        kwargs.setdefault("timeout", _TIMEOUT_S)
-        return super().request(*args, **kwargs)
-
-
 class _Client(DICOMwebClient):
     def retrieve_instance_bytes(self, study_uid: str, series_uid: str, sop_uid: str) -> bytes:
         """The instance exactly as the PACS holds it (WADO-RS, any transfer syntax).
@@ -180,8 +176,9 @@ class _Client(DICOMwebClient):
         tests/test_pacs.py stores an instance without preamble to keep this honest).
         """
         url = self._get_instances_url(_Transaction.RETRIEVE, study_uid, series_uid, sop_uid)
-        response = self._http_get(url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})
-        if response.headers.get("Content-Type", "").startswith("application/dicom"):  # a server that skips the multipart
+        accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+        response = self._http_get(url, headers={"Accept": accept})
+        if response.headers.get("Content-Type", "").startswith("application/dicom"):  # a server skipping multipart
             return response.content
         parts = list(self._decode_multipart_message(response, stream=False))
         if len(parts) != 1:
@@ -409,7 +406,8 @@ def score_study(
                 todo.append((item.series_uid, sop_uid))
     for number, (series_uid, sop_uid) in enumerate(sorted(todo), start=1):
         try:
-            result.scored.append(_score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer, run_model))
+            scored = _score_instance(client, study_uid, series_uid, sop_uid, predictor, explainer, run_model)
+            result.scored.append(scored)
         except (InputError, PacsError) as error:
             result.problems.append(f"Study {study_uid}, image {sop_uid}: {error}")
         if progress is not None:
@@ -513,7 +511,9 @@ def device_uid(model_sha256: str) -> str:
     return generate_uid(entropy_srcs=["Fracture Lens", model_sha256])
 
 
-def build_report(scored: list[ScoredImage], card: dict, model_sha256: str, series_uid: str | None = None) -> hd.sr.ComprehensiveSR:
+def build_report(
+    scored: list[ScoredImage], card: dict, model_sha256: str, series_uid: str | None = None
+) -> hd.sr.ComprehensiveSR:
     """A TID 1500 measurement report: per image P(fractured), the threshold, the decision, the source image."""
     if not scored:
         raise ValueError("no scored images to report")
@@ -530,7 +530,8 @@ def build_report(scored: list[ScoredImage], card: dict, model_sha256: str, serie
     for number, image in enumerate(scored, start=1):
         prediction = image.prediction
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f"Fracture Lens image {number}"),
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=generate_uid(), identifier=f"Fracture Lens image {number}"),
             finding_type=FRACTURE,
             algorithm_id=algorithm,
             source_images=[hd.sr.SourceImageForMeasurementGroup(
@@ -564,7 +565,9 @@ def build_report(scored: list[ScoredImage], card: dict, model_sha256: str, serie
     )
 
 
-def build_capture(image: ScoredImage, card: dict, model_sha256: str, series_uid: str, instance_number: int) -> hd.sc.SCImage:
+def build_capture(
+    image: ScoredImage, card: dict, model_sha256: str, series_uid: str, instance_number: int
+) -> hd.sc.SCImage:
     """A Secondary Capture of ``image.capture`` in the source's study, referring to the source image."""
     source = image.source
     capture = hd.sc.SCImage(
@@ -606,7 +609,8 @@ def result_objects(result: StudyResult, predictor) -> list[Dataset]:
     card, sha = predictor.card, predictor.model_sha256
     heatmap_series = generate_uid()
     objects: list[Dataset] = [build_report(result.scored, card, sha)]
-    objects += [build_capture(image, card, sha, heatmap_series, number) for number, image in enumerate(result.scored, 1)]
+    objects += [build_capture(image, card, sha, heatmap_series, number)
+                for number, image in enumerate(result.scored, start=1)]
     return objects
 
 
@@ -631,7 +635,8 @@ def reported_instances(client: DICOMwebClient, study_uid: str, series: list[Seri
             instances = client.search_for_instances(study_uid, item.series_uid, fields=["SOPInstanceUID"])
             for instance in instances:
                 data = client.retrieve_instance_bytes(study_uid, item.series_uid, _value(instance, _SOP_UID))
-                found |= {reading.sop_instance_uid for reading in read_report(pydicom.dcmread(io.BytesIO(data), force=True))}
+                report = pydicom.dcmread(io.BytesIO(data), force=True)
+                found |= {reading.sop_instance_uid for reading in read_report(report)}
     return found
 
 
@@ -679,7 +684,9 @@ def _text(group, name) -> str:
 
 def _date(text: str) -> datetime.date:
     try:
-        return datetime.datetime.strptime(text, "%Y%m%d").date() if text.isdigit() else datetime.date.fromisoformat(text)
+        if text.isdigit():
+            return datetime.datetime.strptime(text, "%Y%m%d").date()
+        return datetime.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYYMMDD or YYYY-MM-DD)") from None
 
@@ -704,7 +711,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     score.add_argument("studies", nargs="*", metavar="STUDY_UID", help="Study Instance UIDs")
     score.add_argument("--unscored", action="store_true", help="every CR/DX study without a Fracture Lens report")
-    find = commands.add_parser("find", help="list CR/DX studies (CSV: study_uid,date,modalities,body_parts,images,scored)")
+    find = commands.add_parser(
+        "find", help="list CR/DX studies (CSV: study_uid,date,modalities,body_parts,images,scored)")
     find.add_argument("--unscored", action="store_true", help="only studies without a Fracture Lens report")
     for command in (score, find):
         command.add_argument("--since", type=_date, help="first study date (YYYYMMDD), with --unscored or find")
@@ -725,9 +733,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _find(client, args) -> int:
+    found = find_studies(client, since=args.since, until=args.until, unscored_only=args.unscored, limit=args.limit)
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["study_uid", "date", "modalities", "body_parts", "images", "scored"])
-    for study in find_studies(client, since=args.since, until=args.until, unscored_only=args.unscored, limit=args.limit):
+    for study in found:
         writer.writerow([study.study_uid, study.date, " ".join(study.modalities), " ".join(study.body_parts),
                          study.images, "yes" if study.scored else "no"])
     return 0

@@ -26,7 +26,7 @@ LOOKBACK_DAYS = 30
 def _client():
     settings = dicomweb_settings()
     if settings is None:
-        st.warning("No PACS is configured: set FRACTURE_LENS_DICOMWEB_URL or [dicomweb] url in .streamlit/secrets.toml.")
+        st.warning(f"No PACS is configured: set {pacs.ENV_URL} or [dicomweb] url in .streamlit/secrets.toml.")
         st.stop()
     try:
         return pacs.connect(settings.url, settings.credentials, settings.ca_bundle)
