@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import re
+import time
 
 import numpy as np
 import pytest
@@ -41,6 +42,23 @@ def _download(page, name: str) -> bytes:
     with page.expect_download(timeout=WAIT_MS) as download:
         page.get_by_role("button", name=name).click()
     return download.value.path().read_bytes()
+
+
+def _download_after_rerun(page, name: str, until: str) -> str:
+    """The PDF's text once the rerun that a widget change started has finished (its text holds ``until``)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    deadline, text = time.monotonic() + WAIT_MS / 1000, ""
+    while until not in text and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=WAIT_MS)
+        try:
+            with page.expect_download(timeout=30_000) as download:
+                page.get_by_role("button", name=name).click()
+            text = _pdf_text(download.value.path().read_bytes())
+        except PlaywrightTimeout:  # the button was replaced while the page reran
+            continue
+    return text
 
 
 def _pdf_text(data: bytes) -> str:
@@ -109,6 +127,8 @@ def _study_order_ok(rows: list[dict]) -> bool:
 def test_read_page_report_of_a_dicom_names_no_patient(server_url, browser):
     page = goto_app(browser.new_page(viewport={"width": 1400, "height": 1000}), server_url)
     drop_bytes(page, DROPZONE, "wrist_left.dcm", cr_radiograph(), "application/octet-stream")
+    # as the first drop on a fresh server it may wait for the model's start-up warm-up as well
+    page.locator('[data-testid="stMetric"]').filter(has_text="Probability of fracture").wait_for(timeout=3 * WAIT_MS)
     value = probability_text(page)
     wait_for_images(page, 3)
     text = _pdf_text(_download(page, "Download report (PDF)"))
@@ -117,8 +137,7 @@ def test_read_page_report_of_a_dicom_names_no_patient(server_url, browser):
     assert "wrist_left" not in text
 
     page.get_by_text("Include file name in the report").click()
-    page.wait_for_timeout(1000)
-    named = _pdf_text(_download(page, "Download report (PDF)"))
+    named = _download_after_rerun(page, "Download report (PDF)", until="File:")
     assert "File: wrist_left.dcm" in named and find_planted(named) == []
     page.set_viewport_size({"width": 1400, "height": 9000})
     page.wait_for_timeout(1500)
