@@ -1,6 +1,6 @@
 """Images per second of the three ways to score many radiographs, on the same files, in one run.
 
-    python bench/bench_batch.py [--images ../shared/datasets/fracatlas/images] [--count 512] [--batch-size 32]
+    python bench/bench_batch.py [--images ../shared/datasets/fracatlas/images] [--count 512] [--batch-size 16]
 
 Runs, one after another, each as a user would (a fresh process): ``python -m fracture_model.predict``,
 ``python -m fracture_model.batch --engine local`` and ``python -m fracture_model.batch --engine ray``
@@ -87,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=Path, default=REPO.parent / "shared" / "datasets" / "fracatlas" / "images")
     parser.add_argument("--count", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
 
     print(f"machine: {os.cpu_count()} cores; load average before {os.getloadavg()[0]:.1f} (1 min)")

@@ -39,12 +39,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset
 import pyarrow.parquet as pq
 
 from fracture_model.model_card import DEFAULT_MODEL_DIR, MODEL_FILE, read_card
 from fracture_model.predict import _sentence, iter_files
 
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_BATCH_SIZE = 16  # as Predictor.predict_many; one Parquet part per batch
 MODEL_ACTOR_MEMORY = 2 * 2**30
 """Memory a scoring actor asks Ray for: TensorFlow with the model peaks near 1.7 GiB on this CPU."""
 
@@ -106,12 +107,12 @@ def _is_bookkeeping(name: str) -> bool:
     return name.startswith(("_", "."))
 
 
-def read_results(out_dir: Path) -> pa.Table:
-    """Every row the Parquet parts in ``out_dir`` hold (an empty table when there are none)."""
-    parts = sorted(out_dir.glob(f"{_PART_PREFIX}*.parquet"))
+def read_results(out_dir: Path, columns: list[str] | None = None) -> pa.Table:
+    """The rows (``columns``, default all) the Parquet parts in ``out_dir`` hold; an empty table when none."""
+    parts = [str(part) for part in sorted(out_dir.glob(f"{_PART_PREFIX}*.parquet"))]
     if not parts:
-        return SCHEMA.empty_table()
-    return pa.concat_tables(pq.read_table(part, schema=SCHEMA) for part in parts)
+        return SCHEMA.empty_table().select(columns or SCHEMA.names)
+    return pyarrow.dataset.dataset(parts, schema=SCHEMA, format="parquet").to_table(columns=columns)
 
 
 def prepare_output(out_dir: Path) -> None:
@@ -259,17 +260,19 @@ def run_ray(paths: list[str], *, model_dir: Path, image_size: int, batch_size: i
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None, num_cpus: int | None = None) -> Iterator[None]:
+def ray_cluster(address: str | None) -> Iterator[None]:
     """Join the cluster at ``address``, or start a local Ray (and stop it afterwards); reuse one already
-    initialised in this process (tests)."""
+    initialised in this process (tests). On a cluster, Ray ships this package to every node; the
+    libraries, the model folder and the images must be there at the same paths."""
     import ray
 
     if ray.is_initialized():
         yield
         return
-    ray.init(address=address or "local", num_cpus=None if address else num_cpus, include_dashboard=False,
-             logging_level="WARNING", log_to_driver=True,
-             runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}})
+    runtime_env: dict = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
+    if address:
+        runtime_env["py_modules"] = [str(Path(__file__).resolve().parent)]
+    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING", runtime_env=runtime_env)
     try:
         yield
     finally:
@@ -314,7 +317,7 @@ def score_archive(sources: Iterable[str], out_dir: Path | str, *, engine: str = 
     paths = list_sources(sources)
     prepare_output(out_dir)
     with _only_job_writing(out_dir):
-        done = read_results(out_dir)
+        done = read_results(out_dir, columns=["path", "model_version"])
         other_versions = sorted(set(done.column("model_version").to_pylist()) - {version})
         if other_versions:
             raise BatchError(
