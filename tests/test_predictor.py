@@ -6,6 +6,7 @@ probability is sigmoid(w * mean(input) + b), computed here by hand.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -114,13 +115,21 @@ def test_a_card_this_code_cannot_honour_is_refused(model, change, words):
 
 
 def test_load_reads_card_model_and_distance_check(model, tmp_path):
-    model.save(tmp_path / MODEL_FILE)
+    model.save(tmp_path / "renamed.keras")  # the card names the model file
     ood.DistanceModel(np.zeros(1), np.eye(1), 0.25).save(tmp_path / "ood.npz")
-    (tmp_path / CARD_FILE).write_text(json.dumps(_card(threshold=0.61, out_of_distribution={"file": "ood.npz"})))
+    card = _card(threshold=0.61, model_file="renamed.keras", out_of_distribution={"file": "ood.npz"})
+    (tmp_path / CARD_FILE).write_text(json.dumps(card))
     loaded = Predictor.load(tmp_path)
     assert loaded.operating_threshold == 0.61
-    assert loaded.model_sha256 == file_sha256(tmp_path / MODEL_FILE) and loaded.model_version == loaded.model_sha256[:12]
+    assert loaded.model_sha256 == hashlib.sha256((tmp_path / "renamed.keras").read_bytes()).hexdigest()
+    assert loaded.model_version == loaded.model_sha256[:12]
     assert loaded.distance_model is not None and loaded.distance_model.threshold == 0.25
     pixels = _images(1)[0]
     assert loaded.predict(pixels).probability_fractured == pytest.approx(_expected_probability(pixels), abs=1e-6)
     assert Predictor(model, _card()).model_version == "unsaved"
+
+
+def test_file_sha256_of_a_file_larger_than_one_read(tmp_path):
+    data = np.random.default_rng(1).bytes(3 * (1 << 20) + 17)  # several 1 MiB chunks and a remainder
+    (tmp_path / "blob").write_bytes(data)
+    assert file_sha256(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
