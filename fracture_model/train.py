@@ -224,7 +224,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    started = time.time()
+    started, code_version = time.time(), _git_commit()  # the code that trains, not whatever HEAD is at the end
     keras.utils.set_random_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
             "python": platform.python_version(),
-            "code_version": _git_commit(),
+            "code_version": code_version,
             "minutes": round((time.time() - started) / 60, 1),
         },
         "intended_use": "Decision support for clinicians and teaching; not a diagnosis.",
