@@ -8,7 +8,7 @@ sizes, on bone), rotations over 0-360 degrees, 224 px with JPEG quality 75, synt
 text, rulers, watermarks and arrows, and a mix of all. For each it prints ROC AUC, sensitivity and
 specificity at the model's own operating threshold, the Grad-CAM pointing game on fractured images
 with boxes, and how often the out-of-distribution check fires (with the ROC AUC of flagged and
-unflagged images). Run it on ``--split validation`` to choose; the test split only reports.
+unflagged images). With ``--json`` it writes the figures there and every image's row beside it (.csv). Run it on ``--split validation`` to choose; the test split only reports.
 """
 
 from __future__ import annotations
@@ -60,16 +60,18 @@ def main() -> None:
     wanted = None if args.sets is None else set(args.sets.split(","))
     print(f"model {predictor.card['name']} {predictor.model_version}, threshold {predictor.operating_threshold:.3f}; "
           f"{args.split} split: {len(frame)} images, {int(frame['fractured'].sum())} fractured", flush=True)
-    summaries = {}
+    summaries, every_row = {}, []
     for shifted in robustness.benchmark_sets():
         if wanted is not None and shifted.name not in wanted:
             continue
         started = time.time()
         scored = robustness.score_set(predictor, explainer, frame, args.data / "images", boxes, shifted, args.seed)
         summaries[shifted.name] = robustness.summarise(scored, predictor.operating_threshold)
+        every_row.append(scored.assign(set=shifted.name))
         print(f"  {shifted.name}: {len(scored)} images in {time.time() - started:.0f} s", flush=True)
     print(robustness.table(summaries))
     if args.json:
+        pd.concat(every_row).to_csv(args.json.with_suffix(".csv"), index=False)  # re-summarise at any threshold
         args.json.write_text(json.dumps({"model_version": predictor.model_version, "split": args.split,
                                          "seed": args.seed, "normal_images": args.normal_images, "sets": summaries}, indent=2) + "\n")
 
