@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from tests.bad_inputs import dicom_image, find_planted
 from tests.conftest import REPO, SAMPLES
 
-TIMEOUT = 180
+TIMEOUT = 600  # the first run in a process waits for the model to load and warm (minutes on a busy CPU)
 
 
 def _dicom_of(path, study: str) -> bytes:
