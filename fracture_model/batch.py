@@ -272,7 +272,16 @@ def ray_cluster(address: str | None) -> Iterator[None]:
     runtime_env: dict = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
     if address:
         runtime_env["py_modules"] = [str(Path(__file__).resolve().parent)]
-    ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING", runtime_env=runtime_env)
+    try:
+        ray.init(address=address or "local", include_dashboard=False, logging_level="WARNING", runtime_env=runtime_env)
+    except Exception as error:  # Ray raises several types here (ConnectionError, RuntimeError, authentication)
+        if not address:
+            raise
+        raise BatchError(
+            f"Could not join the Ray cluster at {address} ({type(error).__name__}); check that 'ray start' runs "
+            "there and, with Ray's token authentication, use --address auto on a cluster node or give this "
+            "machine the cluster's token."
+        ) from None
     try:
         yield
     finally:
