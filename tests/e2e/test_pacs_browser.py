@@ -22,8 +22,9 @@ from tests.e2e.conftest import SCREENSHOTS, WAIT_MS, open_app, running_server
 from tests.orthanc import PLANTED, REQUIRED_IDENTIFIERS, running_orthanc, upload_small_study
 
 
-SCORING_WAIT_MS = 300_000
-"""Fetching, scoring and the heatmap on a fresh server (the model loads in the background) on a busy 2-core CPU."""
+SCORING_WAIT_MS = 600_000
+"""Fetching, scoring and the heatmap on a fresh server (the model loads and warms in the background first):
+seconds on a quiet 2-core CPU, but over 5 minutes was seen with a training run and other test runs beside it."""
 
 
 def planted_in(text: str) -> list[str]:
@@ -67,7 +68,12 @@ def test_the_pacs_page_lists_the_study_scores_it_and_sends_the_results_back(pacs
 
     page.get_by_role("button", name="Score this study").click()
     metric = page.locator('[data-testid="stMetric"]').filter(has_text="Image 1: probability of fracture")
-    metric.wait_for(timeout=SCORING_WAIT_MS)
+    try:
+        metric.wait_for(timeout=SCORING_WAIT_MS)
+    except Exception:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "pacs_page_scoring.png"), full_page=True)
+        raise
     shown = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
