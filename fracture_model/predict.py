@@ -3,7 +3,10 @@
     python -m fracture_model.predict PATH [PATH ...] > predictions.csv
 
 PATH is a PNG, JPEG or DICOM file, or a folder (searched recursively). Writes one CSV row per image
-to standard output, header ``path,probability_fractured,decision``. A file that cannot be read gets one
+to standard output, header ``path,probability_fractured,decision,in_distribution``: the first three
+stay first (other tools read them); ``in_distribution`` is ``false`` when the image lies outside what
+the model knows (``fracture_model.ood``: read the probability with extra care), ``true`` otherwise, and
+empty for a model without that check. A file that cannot be read gets one
 sentence on standard error; the other files are still scored, and the exit code is 1 at the end.
 
 An image that does not look like a radiograph (a colour photograph) is, as in the app, not scored
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     predictor = Predictor.load(args.model_dir)
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["path", "probability_fractured", "decision"])
+    writer.writerow(["path", "probability_fractured", "decision", "in_distribution"])
     paths = list(iter_files(args.paths))
     files, failures = len(paths), 0
     progress = _Progress(files, args.progress)
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             decoded.append((path, radiograph.pixels))
         predictions = predictor.predict_many([pixels for _, pixels in decoded], batch_size=args.batch_size)
         for (path, _), prediction in zip(decoded, predictions, strict=True):
-            writer.writerow([str(path), f"{prediction.probability_fractured:.6f}", prediction.decision])
+            writer.writerow([str(path), f"{prediction.probability_fractured:.6f}", prediction.decision,
+                             "" if prediction.in_distribution is None else str(prediction.in_distribution).lower()])
         sys.stdout.flush()
         progress.update(min(start + args.batch_size, files))
     progress.close()

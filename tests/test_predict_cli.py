@@ -97,11 +97,12 @@ def test_stderr_holds_only_the_sentences_and_a_count(result, corpus):
 
 def test_good_files_are_still_scored_with_the_predictors_probability(result, corpus, shipped_predictor):
     rows = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
-    assert list(rows.columns) == ["path", "probability_fractured", "decision"]
+    assert list(rows.columns) == ["path", "probability_fractured", "decision", "in_distribution"]
     assert sorted(rows["path"]) == sorted(str(path) for path in corpus["good"])
     for row in rows.itertuples():
         expected = shipped_predictor.predict(read_radiograph(Path(row.path).read_bytes()).pixels)
         assert row.probability_fractured == pytest.approx(expected.probability_fractured, abs=2e-6)
+        assert row.in_distribution == ("" if expected.in_distribution is None else str(expected.in_distribution).lower())
         if abs(expected.probability_fractured - expected.operating_threshold) > 1e-5:
             assert row.decision == expected.decision
     assert not any(str(path) in result.stdout for path in corpus["bad"].values())
