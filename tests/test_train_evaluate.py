@@ -102,7 +102,7 @@ def test_predict_cli_scores_good_files_and_reports_bad_ones(trained, tiny_fracat
     captured = capsys.readouterr()
     assert code == 1
     rows = pd.read_csv(__import__("io").StringIO(captured.out))
-    assert list(rows.columns) == ["path", "probability_fractured", "decision"]
+    assert list(rows.columns) == ["path", "probability_fractured", "decision", "in_distribution"]
     assert len(rows) == len(list(folder.glob("*.jpg")))
     assert rows["probability_fractured"].between(0, 1).all()
     threshold = read_card(trained)["operating_threshold"]
