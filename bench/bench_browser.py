@@ -16,7 +16,6 @@ pessimistic. Asserts nothing.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import platform
 import re
@@ -32,6 +31,9 @@ import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.e2e.conftest import drop_many  # noqa: E402  the browser tests' drag and drop
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 DROPZONE = '[data-testid="stFileUploaderDropzone"]'
@@ -51,27 +53,10 @@ def _conditions() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average (1/5/15 min) {load}"
 
 
-def _drop(page, files: list[tuple[str, bytes, str]]) -> None:
-    transfer = page.evaluate_handle(
-        """(files) => {
-            const transfer = new DataTransfer();
-            for (const [name, type, b64] of files) {
-                const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-                transfer.items.add(new File([bytes], name, { type }));
-            }
-            return transfer;
-        }""",
-        [[name, mime, base64.b64encode(data).decode()] for name, data, mime in files],
-    )
-    target = page.locator(DROPZONE).first
-    for event in ("dragenter", "dragover", "drop"):
-        target.dispatch_event(event, {"dataTransfer": transfer})
-
-
 def _probability_and_heatmap(page, sample: Path) -> tuple[float, float]:
     """Drop ``sample`` on the Read page; seconds until the probability, then until the three heatmap images."""
     start = time.perf_counter()
-    _drop(page, [(sample.name, sample.read_bytes(), "image/jpeg")])
+    drop_many(page, DROPZONE, [(sample.name, sample.read_bytes(), "image/jpeg")])
     page.locator('[data-testid="stMetric"]').filter(has_text="Probability of fracture").wait_for(timeout=WAIT_MS)
     probability = time.perf_counter() - start
     page.wait_for_function(
@@ -151,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 page.goto(f"{url}/worklist", wait_until="domcontentloaded")
                 page.get_by_text("Drop radiographs here").wait_for(timeout=WAIT_MS)
                 start = time.perf_counter()
-                _drop(page, files)
+                drop_many(page, DROPZONE, files)
                 page.get_by_text(re.compile(rf"{len(files)} file\(s\) in")).wait_for(timeout=WAIT_MS)
                 print(f"worklist: {len(files)} files dropped at once, all scored and listed "
                       f"{time.perf_counter() - start:.1f} s after the drop")

@@ -166,14 +166,21 @@ def drop_file(page, selector: str, path: Path, mime_type: str) -> None:
 
 def drop_bytes(page, selector: str, name: str, data: bytes, mime_type: str) -> None:
     """`drop_file` for bytes made in the test, under the file name ``name``."""
+    drop_many(page, selector, [(name, data, mime_type)])
+
+
+def drop_many(page, selector: str, files: list[tuple[str, bytes, str]]) -> None:
+    """Drag several files (name, bytes, MIME type) at once onto ``selector``: one DataTransfer holding them all."""
     transfer = page.evaluate_handle(
-        """([name, type, b64]) => {
-            const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        """(files) => {
             const transfer = new DataTransfer();
-            transfer.items.add(new File([bytes], name, { type }));
+            for (const [name, type, b64] of files) {
+                const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], name, { type }));
+            }
             return transfer;
         }""",
-        [name, mime_type, base64.b64encode(data).decode()],
+        [[name, mime, base64.b64encode(data).decode()] for name, data, mime in files],
     )
     target = page.locator(selector).first
     for event in ("dragenter", "dragover", "drop"):

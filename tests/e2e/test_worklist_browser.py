@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import csv
 import io
 import re
@@ -15,27 +14,18 @@ from pypdf import PdfReader
 
 from tests.bad_inputs import cr_radiograph, dicom_image, find_planted
 from tests.conftest import SAMPLES
-from tests.e2e.conftest import DROPZONE, SCREENSHOTS, WAIT_MS, drop_bytes, goto_app, probability_text, wait_for_images
+from tests.e2e.conftest import (
+    DROPZONE,
+    SCREENSHOTS,
+    WAIT_MS,
+    drop_bytes,
+    drop_many,
+    goto_app,
+    probability_text,
+    wait_for_images,
+)
 
 pytestmark = pytest.mark.browser
-
-
-def drop_many(page, files: list[tuple[str, bytes, str]]) -> None:
-    """Drag several files at once onto the uploader (one DataTransfer holding them all)."""
-    transfer = page.evaluate_handle(
-        """(files) => {
-            const transfer = new DataTransfer();
-            for (const [name, type, b64] of files) {
-                const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-                transfer.items.add(new File([bytes], name, { type }));
-            }
-            return transfer;
-        }""",
-        [[name, mime, base64.b64encode(data).decode()] for name, data, mime in files],
-    )
-    target = page.locator(DROPZONE).first
-    for event in ("dragenter", "dragover", "drop"):
-        target.dispatch_event(event, {"dataTransfer": transfer})
 
 
 def _download(page, name: str) -> bytes:
@@ -80,7 +70,7 @@ def test_worklist_drop_sort_open_csv_and_report(server_url, browser):
     files += [("ap.dcm", _dicom_of(samples[4], "1.2.3.4.5"), "application/octet-stream"),
               ("lat.dcm", _dicom_of(samples[5], "1.2.3.4.5"), "application/octet-stream"),
               ("notes.txt", b"not an image", "text/plain")]
-    drop_many(page, files)
+    drop_many(page, DROPZONE, files)
     # the first drop on a fresh server may wait for the model's start-up warm-up as well
     page.get_by_text(re.compile(r"7 file\(s\) in 6 line\(s\)")).wait_for(timeout=3 * WAIT_MS)
     assert page.locator('[data-testid="stException"]').count() == 0
