@@ -35,6 +35,8 @@ from fracture_model.model_card import CARD_FILE, MODEL_FILE, SPLIT_FILE, write_c
 from fracture_model.preprocess import PREPROCESSING_NAME
 
 REPO = Path(__file__).resolve().parents[1]
+CHECKPOINT_FILE = "best_epoch_uncalibrated.keras"
+STOP_FILE = "STOP"
 PRETRAINED = REPO / "assets" / "pretrained" / "efficientnet_lite0_imagenet.npz"
 
 
@@ -46,6 +48,10 @@ class ValidationAUC(keras.callbacks.Callback):
     cell targets) it also logs ``val_cell_pointing``: the share of those images whose evidence map
     peaks on a target cell. That figure is reported only.
 
+    With ``out`` (the run's folder) the best epoch's classifier is saved there as it is found
+    (``CHECKPOINT_FILE``, before calibration), and a file named ``STOP`` in it ends the run after the
+    current epoch, keeping the best epoch so far.
+
     With ``shifted`` (a shifted copy of the validation split, ``shifts.py``'s ``mix``: inputs and labels)
     it also logs ``val_shifted_roc_auc``, and the epoch is chosen by the mean of the two ROC AUCs, so
     that neither FracAtlas-like images nor images from elsewhere are given up for the other.
@@ -53,8 +59,9 @@ class ValidationAUC(keras.callbacks.Callback):
 
     def __init__(self, classifier: keras.Model, inputs: np.ndarray, labels: np.ndarray, patience: int,
                  batch_size: int, pointing: tuple[keras.Model, np.ndarray, np.ndarray] | None = None,
-                 shifted: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+                 shifted: tuple[np.ndarray, np.ndarray] | None = None, out: Path | None = None) -> None:
         super().__init__()
+        self.out = out
         self.classifier, self.inputs, self.labels = classifier, inputs, labels
         self.patience, self.batch_size, self.pointing, self.shifted = patience, batch_size, pointing, shifted
         self.best_auc, self.best_weights, self.best_epoch, self.wait = -1.0, None, -1, 0
@@ -84,10 +91,15 @@ class ValidationAUC(keras.callbacks.Callback):
         if auc > self.best_auc:
             self.best_auc, self.best_weights, self.best_epoch, self.wait = auc, self.classifier.get_weights(), epoch, 0
             self.best_pointing = rate
+            if self.out is not None:  # survives a run that is cut short; not the shipped file (uncalibrated)
+                self.classifier.save(self.out / CHECKPOINT_FILE)
         else:
             self.wait += 1
             if self.wait >= self.patience:
                 self.model.stop_training = True
+        if self.out is not None and (self.out / STOP_FILE).exists():
+            print(f"  {self.out / STOP_FILE} found: stopping after this epoch", flush=True)
+            self.model.stop_training = True
 
     def _auc(self, inputs: np.ndarray, labels: np.ndarray) -> float:
         batches = data.RadiographBatches(inputs, labels, self.batch_size, training=False)
@@ -286,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         shifted = data.load_shifted_inputs(args.data, validation_frame, all_boxes, args.image_size, "mix", args.seed)
         print(f"shifted validation copy ('mix'): {len(shifted[1])} images", flush=True)
     monitor = ValidationAUC(model, validation_inputs, validation_labels, args.patience, args.batch_size, pointing,
-                            shifted)
+                            shifted, args.out)
     history = []
 
     if args.frozen_epochs > 0 and not args.from_scratch and args.init_from is None:
