@@ -67,19 +67,36 @@ def _grey_rgb(pixels: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.clip(pixels * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
 
 
+DISPLAY_SIDE = 1460
+"""Long side, in pixels, of the pictures a page sends to the browser: Streamlit itself shrinks anything
+wider than 1460 px, but only after encoding the full-size image; shrinking first (and sending JPEG) keeps
+a heatmap on the screen a few hundred milliseconds sooner. Full-screen view still gets 1460 px."""
+
+
+def for_display(pixels: np.ndarray, heatmap: np.ndarray | None = None, peak: tuple[int, int] | None = None,
+                side: int = DISPLAY_SIDE) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int] | None]:
+    """``pixels`` (and its ``heatmap`` and ``peak``, in the same pixels) shrunk so that the long side is at
+    most ``side``; unchanged if already small enough."""
+    scale = side / max(pixels.shape)
+    if scale >= 1.0:
+        return pixels, heatmap, peak
+    size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+    shrunk = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    heatmap = None if heatmap is None else cv2.resize(heatmap, size, interpolation=cv2.INTER_AREA)
+    if peak is not None:
+        peak = (min(size[0] - 1, int(peak[0] * scale)), min(size[1] - 1, int(peak[1] * scale)))
+    return shrunk, heatmap, peak
+
+
 def case_image(pixels: np.ndarray, heatmap: np.ndarray | None = None, boxes: Sequence[Box] = (),
                peak: tuple[int, int] | None = None, *, side: int | None = None, opacity: float = 0.45) -> np.ndarray:
     """RGB uint8: the radiograph with ``boxes`` (magenta); with a ``heatmap``, beside it the heatmap overlay
     with the boxes and its ``peak`` (white ring). ``side``: shrink so that each panel's long side is at most
     this many pixels (boxes and peak in original-image pixels are scaled with it)."""
-    scale = 1.0 if side is None else min(1.0, side / max(pixels.shape))
-    if scale < 1.0:
-        size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-        factor = size[0] / pixels.shape[1]
-        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        heatmap = None if heatmap is None else cv2.resize(heatmap, size, interpolation=cv2.INTER_LINEAR)
-        boxes = [scale_box(box, factor) for box in boxes]
-        peak = None if peak is None else (min(size[0] - 1, int(peak[0] * scale)), min(size[1] - 1, int(peak[1] * scale)))
+    if side is not None:
+        width = pixels.shape[1]
+        pixels, heatmap, peak = for_display(pixels, heatmap, peak, side)
+        boxes = [scale_box(box, pixels.shape[1] / width) for box in boxes] if pixels.shape[1] != width else boxes
     original = draw_boxes(_grey_rgb(pixels), boxes, BOX_COLOUR) if boxes else _grey_rgb(pixels)
     if heatmap is None:
         return original
@@ -98,6 +115,21 @@ def show_case(pixels: np.ndarray, heatmap: np.ndarray | None = None, boxes: Sequ
     st.image(case_image(pixels, heatmap, boxes, peak, side=side), caption=caption, width="stretch")
 
 
+def choose_heatmap(key: str) -> tuple[str | None, float]:
+    """The heatmap method (a radio of the methods that passed the sanity check) and its opacity (a slider),
+    side by side; the method is None, with a warning shown, when no method passed."""
+    from pages.shared import explanation_methods
+
+    controls = st.columns([2, 1])
+    method = controls[0].radio("Heatmap", explanation_methods(), horizontal=True, key=f"{key}_method",
+                               help="What the network looked at when it scored P(fractured). Only methods that "
+                                    "passed the sanity check (weights randomised, on validation images) are offered.")
+    if method is None:
+        st.warning("No heatmap method passed the sanity check (see Model evaluation), so none is shown.")
+        return None, 0.0
+    return method, controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key=f"{key}_opacity")
+
+
 def show_heatmap(pixels: np.ndarray, explanation, *, name: str, opacity: float = 0.4,
                  trust: str | None = None) -> None:
     """Three panels: the radiograph, the heatmap over it (peak ringed) and the heatmap alone; then either
@@ -106,12 +138,15 @@ def show_heatmap(pixels: np.ndarray, explanation, *, name: str, opacity: float =
 
     method = explanation.method
     flat = explanation.peak is None  # no region raised the fracture score: nothing to point at
-    blended_image = overlay(pixels, explanation.heatmap, opacity)
+    pixels, heatmap, peak = for_display(pixels, explanation.heatmap, explanation.peak)
+    blended_image = overlay(pixels, heatmap, opacity)
     original, blended, heat = st.columns(3)
-    original.image(pixels, caption=name, clamp=True, width="stretch")
-    blended.image(blended_image if flat else mark_peak(blended_image, explanation.peak),
-                  caption=f"{method} over the radiograph" + ("" if flat else " (ring: peak)"), width="stretch")
-    heat.image(heatmap_image(explanation.heatmap), caption=f"{method} alone (red: most influence)", width="stretch")
+    original.image(_grey_rgb(pixels), caption=name, width="stretch", output_format="JPEG")
+    blended.image(blended_image if flat else mark_peak(blended_image, peak),
+                  caption=f"{method} over the radiograph" + ("" if flat else " (ring: peak)"), width="stretch",
+                  output_format="JPEG")
+    heat.image(heatmap_image(heatmap), caption=f"{method} alone (red: most influence)", width="stretch",
+               output_format="JPEG")
     if flat:
         st.caption(f"The {method} map is empty: no region of this image raised the fracture score.")
     elif trust is not None:
@@ -122,25 +157,27 @@ def show_report_button(pixels: np.ndarray, explanation, prediction, card: dict, 
                        file_name: str = "", pointing: str | None = None, key: str = "report") -> None:
     """"Download report (PDF)" for this read, with an "include file name" tick box (off by default).
 
-    The PDF is made only when the button is pressed (``fracture_model.report``), in memory.
+    The PDF (and the overlay in it) is made only when the button is pressed (``fracture_model.report``),
+    in memory.
     """
-    from functools import partial
-
-    from fracture_model.explain import overlay
-    from fracture_model.report import CaseReport, case_report_pdf
-
     include = st.checkbox("Include file name in the report", value=False, key=f"report_name_{key}",
                           help="Off: the report names no file. It never holds DICOM attributes such as the "
                                "patient's name or ID.")
-    report = CaseReport(
-        pixels=pixels, overlay_rgb=None if explanation is None else overlay(pixels, explanation.heatmap, 0.4),
-        probability_fractured=prediction.probability_fractured, decision=prediction.decision,
-        operating_threshold=prediction.operating_threshold, card=card, model_sha256=model_sha256,
-        method=None if explanation is None else explanation.method, pointing=pointing,
-        out_of_distribution_note=prediction.out_of_distribution_note,
-        file_name=file_name if include and file_name else None,
-    )
-    st.download_button("Download report (PDF)", data=partial(case_report_pdf, report), file_name="fracture_lens_report.pdf",
+
+    def pdf() -> bytes:
+        from fracture_model.explain import overlay
+        from fracture_model.report import CaseReport, case_report_pdf
+
+        return case_report_pdf(CaseReport(
+            pixels=pixels, overlay_rgb=None if explanation is None else overlay(pixels, explanation.heatmap, 0.4),
+            probability_fractured=prediction.probability_fractured, decision=prediction.decision,
+            operating_threshold=prediction.operating_threshold, card=card, model_sha256=model_sha256,
+            method=None if explanation is None else explanation.method, pointing=pointing,
+            out_of_distribution_note=prediction.out_of_distribution_note,
+            file_name=file_name if include and file_name else None,
+        ))
+
+    st.download_button("Download report (PDF)", data=pdf, file_name="fracture_lens_report.pdf",
                        mime="application/pdf", on_click="ignore", icon=":material/picture_as_pdf:",
                        key=f"report_{key}")
 

@@ -8,11 +8,10 @@ import logging
 import streamlit as st
 
 from fracture_model.imaging import InputError, Radiograph, looks_like_radiograph, read_radiograph
-from pages.components import show_heatmap, show_prediction, show_report_button
+from pages.components import choose_heatmap, show_heatmap, show_prediction, show_report_button
 from pages.shared import (
     DISCLAIMER,
     enter_through_app,
-    explanation_methods,
     load_card,
     model_service,
     pointing_sentence,
@@ -142,14 +141,9 @@ if not service.ready():
 prediction = service.predict(radiograph.pixels)
 show_prediction(prediction, card, scored_anyway=not plausible)  # on the screen before the heatmap is computed
 
-controls = st.columns([2, 1])
-method = controls[0].radio("Heatmap", explanation_methods(), horizontal=True, key="method",
-                           help="What the network looked at when it scored P(fractured). Only methods that "
-                                "passed the sanity check on the test split are offered.")
+method, opacity = choose_heatmap("read")
 if method is None:
-    st.warning("No heatmap method passed the sanity check on the test split (see Model evaluation), so none is shown.")
     st.stop()
-opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="opacity")
 with st.spinner(f"Computing the {method} heatmap ..."):
     explanation = _explanation(radiograph, digest, method)
 show_heatmap(radiograph.pixels, explanation, name=name, opacity=opacity, trust=pointing_sentence(method))

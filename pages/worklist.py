@@ -18,11 +18,12 @@ from fracture_model.worklist import StudyLine, WorkItem, csv_text, decode, expan
 from pages.components import (
     FRACTURE_SUSPECTED,
     NO_FRACTURE_DETECTED,
+    choose_heatmap,
     show_heatmap,
     show_prediction,
     show_report_button,
 )
-from pages.shared import DISCLAIMER, enter_through_app, explanation_methods, load_card, model_service, pointing_sentence
+from pages.shared import DISCLAIMER, enter_through_app, load_card, model_service, pointing_sentence
 
 # Files decoded and scored together: one forward pass each, and at most this many decoded images in memory.
 BATCH_SIZE = 16
@@ -126,14 +127,9 @@ def _open(line: StudyLine, rank: int, hide_names: bool, card: dict) -> None:
         st.error(str(error))
         return
     show_prediction(item.prediction, card, scored_anyway=item.looks_unlike_radiograph)
-    controls = st.columns([2, 1])
-    method = controls[0].radio("Heatmap", explanation_methods(), horizontal=True, key="worklist_method",
-                               help="What the network looked at when it scored P(fractured). Only methods that "
-                                    "passed the sanity check on the test split are offered.")
+    method, opacity = choose_heatmap("worklist")
     if method is None:
-        st.warning("No heatmap method passed the sanity check on the test split (see Model evaluation).")
         return
-    opacity = controls[1].slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05, key="worklist_opacity")
     with st.spinner(f"Computing the {method} heatmap ..."):
         explanation = _explanation(item, radiograph.pixels, method)
     show_heatmap(radiograph.pixels, explanation, name=item.label(hide_names), opacity=opacity,

@@ -45,11 +45,11 @@ def test_uploaded_radiograph_is_scored(app, fractured_sample):
     app.run()
     assert not app.exception and not app.error
     assert 0.0 <= _probability(app) <= 1.0
-    method = app.radio(key="method")
+    method = app.radio(key="read_method")
     for other in method.options[1:]:  # every other method that passed the sanity check
         method.set_value(other).run()
         assert not app.exception and len(app.image) >= 3
-        method = app.radio(key="method")
+        method = app.radio(key="read_method")
 
 
 def test_bad_file_shows_a_message_and_the_next_upload_works(app, fractured_sample):
@@ -178,7 +178,7 @@ def test_an_empty_heatmap_is_said_without_a_ring_or_a_trust_sentence(app, monkey
     monkeypatch.setattr(ModelService, "explain", empty)
     app.button[0].click().run()
     assert not app.exception and not app.error
-    method = app.radio(key="method").value
+    method = app.radio(key="read_method").value
     assert [c.value for c in app.caption if "map is empty" in c.value] == [
         f"The {method} map is empty: no region of this image raised the fracture score."]
     captions = [caption for image in app.image for caption in image.captions]

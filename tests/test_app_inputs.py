@@ -281,7 +281,7 @@ def test_dicom_identifiers_never_reach_page_log_or_temp_folder(
     assert_scored(app)
     next(n for n in app.number_input if n.label == "Window width").set_value(900.0).run()
     assert_scored(app)
-    method = app.radio(key="method")
+    method = app.radio(key="read_method")
     method.set_value(method.options[-1]).run()  # another heatmap method, whichever passed the sanity check
     assert_scored(app)
     no_image = dicom_dataset(None, Modality="SR")  # a structured report: refused, by class not by name

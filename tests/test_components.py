@@ -3,7 +3,7 @@
 import numpy as np
 
 from fracture_model.localisation import Box
-from pages.components import BOX_COLOUR, case_image, threshold_sentence
+from pages.components import BOX_COLOUR, case_image, for_display, threshold_sentence
 
 
 def _pixels(height=200, width=100):
@@ -26,6 +26,17 @@ def test_with_a_heatmap_the_overlay_stands_beside_and_everything_shrinks_togethe
     assert tuple(left[10, 5]) == BOX_COLOUR and tuple(right[10, 5]) == BOX_COLOUR  # box scaled by 0.5
     assert right[80, 35, 0] > right[20, 35, 0]  # the hot region (red in jet) is where the heatmap is
     assert (right[75:86, 30:41] == 255).all(axis=-1).any()  # the white peak ring around (35, 80)
+
+
+def test_pictures_for_the_browser_shrink_with_their_heatmap_and_peak_and_small_ones_stay():
+    pixels, heatmap = _pixels(3000, 1500), np.zeros((3000, 1500), np.float32)
+    heatmap[2900:, 1400:] = 1.0
+    shown, shown_heatmap, peak = for_display(pixels, heatmap, (1450, 2950), side=1000)
+    assert shown.shape == shown_heatmap.shape == (1000, 500)
+    assert peak == (483, 983)
+    assert shown_heatmap[983, 483] == 1.0 and shown_heatmap[10, 10] == 0.0  # the hot corner stays where it was
+    small = _pixels()
+    assert for_display(small, None, None, side=1000)[0] is small
 
 
 def test_threshold_sentence_names_the_rule_and_the_test_figures():
