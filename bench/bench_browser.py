@@ -19,7 +19,6 @@ import argparse
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests.e2e.conftest import drop_many  # noqa: E402  the browser tests' drag and drop
+from tests.processes import free_port, stop  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -41,11 +41,6 @@ WAIT_MS = 600_000
 SAMPLES = sorted((REPO / "assets" / "samples").glob("*.jpg"))
 CASES = REPO / "assets" / "model" / "evaluation" / "cases"
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _conditions() -> str:
@@ -91,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     print(f"Conditions at start: {_conditions()}")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as temp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True)
@@ -142,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{time.perf_counter() - start:.1f} s after the drop")
                 page.close()
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server, timeout=30)
             browser.close()
     print(f"Conditions at end: {_conditions()}")
     return 0

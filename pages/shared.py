@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,27 +45,6 @@ def model_service():
     from fracture_model.serving import ModelService
 
     return ModelService(MODEL_DIR)
-
-
-@st.cache_resource(show_spinner="Loading the fracture model ...")
-def load_predictor():
-    return model_service().predictor
-
-
-@st.cache_resource(show_spinner="Preparing the heatmap methods ...")
-def load_explainer():
-    return model_service().explainer
-
-
-@st.cache_resource
-def model_lock() -> threading.Lock:
-    """One model call (prediction or heatmap) at a time across all sessions.
-
-    On a CPU server, parallel calls only compete for the same cores (TensorFlow already uses them all
-    for one call), while each holds its own activations and gradients: queued, they finish as fast in
-    total and peak memory no longer grows with the number of people uploading at once.
-    """
-    return threading.Lock()
 
 
 @st.cache_data

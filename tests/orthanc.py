@@ -15,7 +15,6 @@ import datetime
 import io
 import json
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLosslessSV1, generate_uid
 
 from tests.conftest import SAMPLES
+from tests.processes import free_port, stop
 
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
@@ -105,11 +105,6 @@ class Orthanc:
         return self.log_path.read_text(errors="replace")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @contextlib.contextmanager
 def running_orthanc(folder: Path, users: dict[str, str] | None = None) -> Iterator[Orthanc]:
@@ -118,7 +113,7 @@ def running_orthanc(folder: Path, users: dict[str, str] | None = None) -> Iterat
         pytest.skip("Orthanc with its DICOMweb plugin is not installed (.ci/run installs orthanc and orthanc-dicomweb)")
     storage = folder / "storage"
     storage.mkdir(parents=True)
-    port = _free_port()
+    port = free_port()
     config = {
         "Name": "FractureLensTest",
         "HttpPort": port,
@@ -150,11 +145,7 @@ def running_orthanc(folder: Path, users: dict[str, str] | None = None) -> Iterat
             time.sleep(0.1)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import contextlib
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO
+from tests.processes import free_port, stop
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,11 +32,6 @@ DROPZONE = '[data-testid="stFileUploaderDropzone"]'
 WAIT_MS = 120_000
 SCREENSHOTS = Path(os.environ.get("FRACTURE_LENS_SCREENSHOTS", REPO / ".cache" / "screenshots"))
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -96,7 +91,7 @@ def running_server(folder: Path) -> Iterator[Server]:
     temp_dir = folder / "tmp"
     temp_dir.mkdir()
     log_path, audit_path = folder / "server.log", folder / "writes.tsv"
-    port = _free_port()
+    port = free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("audited_server.py")), str(audit_path),
@@ -126,11 +121,7 @@ def running_server(folder: Path) -> Iterator[Server]:
     try:
         yield Server(url=url, process=process, log_path=log_path, temp_dir=temp_dir, audit_path=audit_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 @pytest.fixture(scope="session")
