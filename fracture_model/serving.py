@@ -7,14 +7,20 @@ and one heatmap, so that graph tracing and tf-keras-vis' first-call costs are pa
 and then runs every model call also serialises them: one model call at a time across all sessions, as the
 CPU is shared anyway, and peak memory does not grow with the number of people uploading at once.
 
-Loading starts when the service is made (``ModelService(...)``) and goes on in the background; the first
-call that needs the model waits for it. Nothing here imports TensorFlow on the caller's thread.
+Loading starts when the service is made (``ModelService(...)``) and goes on in the background, in steps:
+the predictor (load, one warm prediction), then the explainer, then one warm heatmap per method in
+``warm_methods``. A user's call goes ahead of any warm-up step still waiting, so a radiograph dropped on a
+server that has just started waits for the predictor only, not for the heatmaps' warm-up. Nothing here
+imports TensorFlow on the caller's thread.
 """
 
 from __future__ import annotations
 
+import itertools
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 Result = TypeVar("Result")
 WARM_METHODS = ("Grad-CAM",)
 """Heatmap methods called once at start (the default one; the others are rarely opened)."""
+_STOP, _CALL, _WARM_UP = 0, 1, 2
+"""Priorities on the worker's queue (lowest first): stopping, a user's call, a warm-up step."""
 
 
 def _warm_up_image(size: int) -> np.ndarray:
@@ -41,42 +49,77 @@ class ModelService:
     """The predictor and explainer of ``model_dir``, on one worker thread. Make one per process."""
 
     def __init__(self, model_dir: Path | str = DEFAULT_MODEL_DIR, *, warm_methods: Sequence[str] = WARM_METHODS):
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fracture-model")
-        self._loaded: Future = self._worker.submit(self._load, Path(model_dir), tuple(warm_methods))
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()  # first in, first out within a priority
+        self._thread = threading.Thread(target=self._serve, name="fracture-model", daemon=True)
+        self._thread.start()
+        self._predictor: Future = self._submit(_WARM_UP, self._load_predictor, Path(model_dir))
+        self._explainer: Future = self._submit(_WARM_UP, self._load_explainer)
+        self._warmed: list[Future] = [self._submit(_WARM_UP, self._warm, method) for method in warm_methods]
+
+    def _submit(self, priority: int, function: Callable[..., Result], *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._queue.put((priority, next(self._order), future, function, args, kwargs))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            priority, _, future, function, args, kwargs = self._queue.get()
+            if priority == _STOP:
+                break
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(function(*args, **kwargs))
+                except BaseException as error:  # handed to whoever waits for the result
+                    future.set_exception(error)
+        while not self._queue.empty():  # cancel what was still waiting
+            self._queue.get()[2].cancel()
 
     @staticmethod
-    def _load(model_dir: Path, warm_methods: tuple[str, ...]) -> tuple[Predictor, Explainer]:
-        from fracture_model.explain import Explainer
+    def _load_predictor(model_dir: Path) -> Predictor:
         from fracture_model.predictor import Predictor
 
         predictor = Predictor.load(model_dir)
-        explainer = Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
+        predictor.predict(_warm_up_image(predictor.image_size))
+        return predictor
+
+    def _load_explainer(self) -> Explainer:
+        from fracture_model.explain import Explainer
+
+        predictor = self._predictor.result()
+        return Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
+
+    def _warm(self, method: str) -> None:
+        predictor, explainer = self._predictor.result(), self._explainer.result()
         pixels = _warm_up_image(predictor.image_size)
-        predictor.predict(pixels)
-        for method in warm_methods:
-            explainer.explain(predictor.network_input(pixels), pixels.shape, method)
-        return predictor, explainer
+        explainer.explain(predictor.network_input(pixels), pixels.shape, method)
 
     def ready(self) -> bool:
-        """True once the model is loaded and warm (or failed to load: the next call raises why)."""
-        return self._loaded.done()
+        """True once the predictor is loaded and warm (or failed to load: the next call raises why)."""
+        return self._predictor.done()
 
     def wait(self, timeout: float | None = None) -> None:
-        """Block until the model is loaded and warm; raises what loading raised."""
-        self._loaded.result(timeout)
+        """Block until the predictor is loaded and warm; raises what loading raised."""
+        self._predictor.result(timeout)
+
+    def warm(self, timeout: float | None = None) -> None:
+        """Block until every warm-up step (predictor, explainer, heatmaps) is done; raises what one raised."""
+        for step in (self._predictor, self._explainer, *self._warmed):
+            step.result(timeout)
 
     @property
     def predictor(self) -> Predictor:
-        return self._loaded.result()[0]
+        return self._predictor.result()
 
     @property
     def explainer(self) -> Explainer:
-        return self._loaded.result()[1]
+        return self._explainer.result()
 
     def run(self, function: Callable[..., Result], *args, **kwargs) -> Result:
-        """Run ``function(*args, **kwargs)`` on the model's thread, after every call queued before it."""
+        """Run ``function(*args, **kwargs)`` on the model's thread once the predictor is loaded, after the
+        users' calls queued before it and ahead of any warm-up step still waiting."""
         self.wait()
-        return self._worker.submit(function, *args, **kwargs).result()
+        return self._submit(_CALL, function, *args, **kwargs).result()
 
     def predict(self, pixels: np.ndarray) -> Prediction:
         return self.run(self.predictor.predict, pixels)
@@ -90,4 +133,6 @@ class ModelService:
         return self.run(lambda: explainer.explain(predictor.network_input(pixels), pixels.shape, method))
 
     def close(self) -> None:
-        self._worker.shutdown(wait=True, cancel_futures=True)
+        """Finish the call running now, cancel what waits, and end the thread."""
+        self._queue.put((_STOP, next(self._order), Future(), None, (), {}))
+        self._thread.join()

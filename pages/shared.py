@@ -5,6 +5,7 @@ Loaded once per server process (``st.cache_resource``) or per file version (``st
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -35,12 +36,13 @@ DISCLAIMER = (
 )
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def model_service():
-    """The model and its explainer on one long-lived thread (``fracture_model.serving``).
+    """The model and its explainer on one long-lived thread (``fracture_model.serving``), one per process.
 
-    app.py calls this on its first run, so the model loads and warms in the background while the first
-    page is drawn and the user picks a file; the first call that needs the model waits for it.
+    The server calls this as it starts (app.py's lifespan), so the model loads and warms in the background
+    before the first page is drawn; the first call that needs the model waits for it. A plain process-wide
+    cache rather than ``st.cache_resource``: the first call comes from outside any page run.
     """
     from fracture_model.serving import ModelService
 

@@ -79,3 +79,25 @@ def test_uploads_are_parsed_in_memory_up_to_the_largest_accepted_request(monkeyp
     assert MultiPartParser.spool_max_size > limit_bytes + 1024 * 1024 - 1  # the size cap plus Streamlit's margin
     keep_uploads_in_memory()  # idempotent
     assert MultiPartParser.spool_max_size >= limit_bytes
+
+
+def test_the_server_starts_loading_the_model_before_any_page_is_opened(monkeypatch):
+    import asyncio
+    import importlib
+    from pathlib import Path
+
+    import pages.shared
+    from streamlit.web.server.app_discovery import discover_asgi_app
+
+    assert discover_asgi_app(Path(REPO / "app.py")).is_asgi_app  # `streamlit run app.py` serves `app`
+    calls = []
+    monkeypatch.setattr(pages.shared, "model_service", lambda: calls.append("started"))
+    app_module = importlib.import_module("app")  # what the server does before its lifespan starts
+    assert isinstance(app_module.app, st.App)
+    assert calls == []  # importing runs no page
+
+    async def server_lifespan():
+        async with app_module._load_model_at_start(app_module.app):
+            assert calls == ["started"]
+
+    asyncio.run(server_lifespan())
