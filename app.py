@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+
 @asynccontextmanager
 async def _load_model_at_start(_app):
-    from pages.shared import model_service
+    from pages.shared import keep_keras_state_between_runs, model_service
 
+    keep_keras_state_between_runs()
     model_service()  # returns at once; loading and warming go on in the background (fracture_model.serving)
     yield
 
@@ -32,12 +34,14 @@ def main() -> None:
         REQUESTED_QUERY_KEY,
         ROUTED_KEY,
         dicomweb_settings,
+        keep_keras_state_between_runs,
         keep_uploads_in_memory,
         load_card,
         model_service,
     )
 
     keep_uploads_in_memory()  # before any upload: the server must not spool uploads to a temp file
+    keep_keras_state_between_runs()  # done at server start already; again here for AppTest
     # An emoji favicon is drawn in the browser; a ":material/...:" one would be fetched from fonts.gstatic.com,
     # telling Google who uses the app (tests/e2e/test_server_security.py).
     st.set_page_config(page_title="Fracture Lens", page_icon="🦴", layout="wide")
@@ -57,7 +61,8 @@ def main() -> None:
         st.markdown("## Fracture Lens")
         st.caption("Decision support, not a diagnosis.")
         card = load_card()
-        st.caption(f"Model: {card['name']}, {card['input_size']} px input, threshold {card['operating_threshold']:.2f}.")
+        st.caption(f"Model: {card['name']}, {card['input_size']} px input, "
+                   f"threshold {card['operating_threshold']:.2f}.")
         st.caption(CITATION)
 
     st.session_state[ROUTED_KEY] = True  # pages check it (pages.shared.enter_through_app)
@@ -67,5 +72,5 @@ def main() -> None:
     navigation.run()
 
 
-if get_script_run_ctx(suppress_warning=True) is not None:  # a page run; not the server importing this module for ``app``
+if get_script_run_ctx(suppress_warning=True) is not None:  # a page run, not the server importing this for ``app``
     main()

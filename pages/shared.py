@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +119,27 @@ def keep_uploads_in_memory() -> None:
     largest_request = (int(st.get_option("server.maxUploadSize")) + 1) * 1024 * 1024
     if getattr(MultiPartParser, "spool_max_size", largest_request) < largest_request:
         MultiPartParser.spool_max_size = largest_request
+
+
+def _close_pyplot_figures() -> None:
+    """What Streamlit does after every script run, less clearing the Keras session."""
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
+def keep_keras_state_between_runs() -> None:
+    """Stop Streamlit from clearing Keras' global state after every script run.
+
+    Streamlit's script runner calls ``keras.backend.clear_session()`` after each run of each session
+    (``script_runner._clean_problem_modules``), for scripts that build a model on every run. Ours is built
+    once, on the model's own thread (``fracture_model.serving``); clearing the session empties
+    TensorFlow's kernel cache, so the next prediction and heatmap rebuild it, and the clearing itself
+    takes a few hundred milliseconds of every rerun (py-spy on a live server: about half of the time from
+    a drop to the heatmap). Matplotlib figures are still closed. Process-wide and idempotent.
+    """
+    from streamlit.runtime.scriptrunner import script_runner
+
+    script_runner._clean_problem_modules = _close_pyplot_figures
 
 
 ROUTED_KEY = "fracture_lens_routed"

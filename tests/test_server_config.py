@@ -56,6 +56,7 @@ def test_every_setting_has_a_comment_and_is_documented_in_security_md():
         ("client.showErrorLinks", False),
         ("client.toolbarMode", "viewer"),
         ("logger.level", "warning"),
+        ("runner.postScriptGC", False),
     ],
 )
 def test_safe_value(key, value):
@@ -101,3 +102,21 @@ def test_the_server_starts_loading_the_model_before_any_page_is_opened(monkeypat
             assert calls == ["started"]
 
     asyncio.run(server_lifespan())
+
+
+def test_streamlit_no_longer_clears_the_keras_session_after_every_run(monkeypatch):
+    import inspect
+
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    import pages.shared
+
+    # Streamlit calls this module-level function, looked up at run time, after every script run
+    assert "_clean_problem_modules" in inspect.getsource(script_runner.ScriptRunner._run_script)
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", script_runner._clean_problem_modules)
+    cleared = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: cleared.append("cleared"))
+    pages.shared.keep_keras_state_between_runs()
+    script_runner._clean_problem_modules()
+    assert cleared == []
