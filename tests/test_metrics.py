@@ -158,6 +158,26 @@ def test_calibration_table_and_error_match_brute_force(cases):
         _oracle_ece(list(labels), list(probabilities)), abs=1e-12)
 
 
+@st.composite
+def cases_across_bins(draw):
+    """(labels, probabilities): 2 to 20 cases with scores on every bin edge and inside every bin."""
+    size = draw(st.integers(2, 20))
+    labels = draw(st.lists(st.sampled_from([0, 1]), min_size=size, max_size=size))
+    grid = [k / 20 for k in range(21)]  # 0, 0.05, 0.1, ..., 1: edges of the 10 bins and their middles
+    probabilities = draw(st.lists(st.sampled_from(grid), min_size=size, max_size=size))
+    return np.array(labels), np.array(probabilities)
+
+
+@ORACLE
+@given(cases_across_bins())
+def test_calibration_error_matches_brute_force_in_every_bin(cases):
+    labels, probabilities = cases
+    assert metrics.expected_calibration_error(labels, probabilities) == pytest.approx(
+        _oracle_ece(list(labels), list(probabilities)), abs=1e-12)
+    table = metrics.calibration_table(labels, probabilities)
+    assert table["images"].sum() == len(labels)
+
+
 # ------------------------------------------------------------------------------------------------
 # Known answers: the cases that were wrong before
 # ------------------------------------------------------------------------------------------------
@@ -177,6 +197,20 @@ def test_operating_point_matches_scikit_learn(scored):
 
 # 10 negatives, one of them scored 0.8; fractures at 0.9, 0.7, 0.3 and 0.05.
 TEN_NEGATIVES = (np.array([0] * 10 + [1] * 4), np.array([0.1] * 9 + [0.8] + [0.9, 0.7, 0.3, 0.05]))
+
+
+def test_operating_point_reports_its_threshold_f1_and_kappa_and_counts_one_class_inputs(scored):
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
+    labels, probabilities = scored
+    point = metrics.at_threshold(labels, probabilities, 0.42)
+    called = (probabilities >= 0.42).astype(int)
+    assert point.threshold == 0.42
+    assert point.f1 == pytest.approx(f1_score(labels, called))
+    assert point.cohen_kappa == pytest.approx(cohen_kappa_score(labels, called))
+    # only normal radiographs, none called: every case is a true negative (a 1 x 1 confusion matrix otherwise)
+    normal = metrics.at_threshold(np.zeros(5, int), np.full(5, 0.1), 0.5)
+    assert (normal.true_negatives, normal.false_positives, normal.false_negatives, normal.true_positives) == (5, 0, 0, 0)
 
 
 def test_sensitivity_at_specificity_known_answer():
