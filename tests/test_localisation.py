@@ -85,6 +85,8 @@ def test_boxes_mask_counts_pixel_centres():
     assert mask[10:20, 10:20].all()
     fractional = boxes_mask([Box(9.6, 0.0, 1.0, 1.0)], (3, 20))  # covers only the centre 10.5
     assert np.argwhere(fractional).tolist() == [[0, 10]]
+    # a box edge on a pixel centre: the left and top edges are inside, the right and bottom ones outside
+    assert np.argwhere(boxes_mask([Box(10.5, 0.5, 1.0, 1.0)], (3, 20))).tolist() == [[0, 10]]
     overlapping = boxes_mask([BOX, Box(15, 15, 10, 10)], (30, 30))
     assert overlapping.sum() == 100 + 100 - 25  # union, not a double count
 
@@ -114,6 +116,10 @@ def test_score_heatmap_reports_the_peak():
     assert score.peak == (12, 40)
     assert score.distance_px == pytest.approx(20.5)
     assert score.pointing_hit is False and score.energy_inside == 0.0
+    assert score.pointing_chance == pytest.approx(near_boxes_mask([BOX], (60, 50)).mean())
+    strict = score_heatmap(heatmap, [BOX], tolerance=0.0)  # the chance follows the tolerance given
+    assert strict.pointing_chance == pytest.approx(near_boxes_mask([BOX], (60, 50), 0.0).mean())
+    assert strict.pointing_chance < score.pointing_chance
 
 
 def test_a_flat_heatmap_points_nowhere():
@@ -199,6 +205,9 @@ def test_brightness_rank_and_energy_on_the_brightest_pixels():
     heatmap[:, :3] = 1.0
     assert energy_on_brightest(heatmap, pixels, share=0.03) == pytest.approx(0.5)
     assert energy_on_brightest(np.ones_like(pixels), pixels, share=0.03) == pytest.approx(0.03)
+    faint = np.zeros_like(pixels)
+    faint[50, 99] = 0.5  # a map whose total is below 1 is still a map
+    assert energy_on_brightest(faint, pixels, share=0.03) == pytest.approx(1.0)
 
 
 def test_bootstrap_mean_interval():
@@ -206,6 +215,17 @@ def test_bootstrap_mean_interval():
     assert low < 0.5 < high
     assert localisation.bootstrap_mean_interval([0.3] * 5) == pytest.approx((0.3, 0.3))
     assert all(math.isnan(v) for v in localisation.bootstrap_mean_interval([]))
+
+
+def test_bootstrap_mean_interval_known_answers():
+    # 50 zeros and 50 ones: the resampled means follow Binomial(100, 0.5) / 100, whose 2.5th and 97.5th
+    # percentiles are 0.40 and 0.60 (and 0.39, 0.61 at the 1.5th and 98.5th)
+    low, high = localisation.bootstrap_mean_interval([0.0] * 50 + [1.0] * 50)
+    assert (low, high) == pytest.approx((0.40, 0.60), abs=0.005)
+    # every value can be drawn, the first one too
+    low, high = localisation.bootstrap_mean_interval([1.0] + [0.0] * 99)
+    assert low == 0.0 and 0.02 <= high <= 0.04
+    assert localisation.bootstrap_mean_interval([0.7]) == (0.7, 0.7)
 
 
 @pytest.mark.parametrize("level", [0.95, 0.80])

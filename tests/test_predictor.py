@@ -34,7 +34,8 @@ def _card(threshold: float = 0.5, **changes: object) -> dict:
 def _tiny_model() -> keras.Model:
     inputs = keras.Input((SIZE, SIZE, 1))
     pooled = keras.layers.GlobalAveragePooling2D()(inputs)
-    output = keras.layers.Dense(1, activation="sigmoid", name="probability_fractured")(pooled)
+    dropped = keras.layers.Dropout(0.5)(pooled)  # as the real head: the predictor must call it in inference mode
+    output = keras.layers.Dense(1, activation="sigmoid", name="probability_fractured")(dropped)
     model = keras.Model(inputs, output)
     model.get_layer("probability_fractured").set_weights([np.array([[WEIGHT]]), np.array([BIAS])])
     return model
@@ -105,6 +106,7 @@ def test_distance_check_flags_at_its_threshold(model):
     assert [p.distance for p in predictions] == pytest.approx(means, abs=1e-5)
     assert [p.in_distribution for p in predictions] == [True, True, False, False, False]
     assert predictions[4].out_of_distribution_note == OUT_OF_DISTRIBUTION_NOTE
+    assert all(p.operating_threshold == 0.5 and p.fractured is (p.probability_fractured >= 0.5) for p in predictions)
 
 
 @pytest.mark.parametrize(("change", "words"), [({"preprocessing": "imagenet"}, "preprocessing"),
@@ -127,6 +129,10 @@ def test_load_reads_card_model_and_distance_check(model, tmp_path):
     pixels = _images(1)[0]
     assert loaded.predict(pixels).probability_fractured == pytest.approx(_expected_probability(pixels), abs=1e-6)
     assert Predictor(model, _card()).model_version == "unsaved"
+    # a card from before the out-of-distribution check: no check, and no column value
+    (tmp_path / CARD_FILE).write_text(json.dumps(_card(model_file="renamed.keras")))
+    without = Predictor.load(tmp_path)
+    assert without.distance_model is None and without.predict(pixels).in_distribution is None
 
 
 def test_file_sha256_of_a_file_larger_than_one_read(tmp_path):
