@@ -59,3 +59,75 @@ def test_out_of_distribution_note_beside_the_decision(in_distribution, warned):
 def test_scored_on_request_is_said():
     assert any("Scored on your request" in c.value for c in _draw(0.7, 0.5, scored_anyway=True).caption)
     assert not _draw(0.7, 0.5).caption
+
+
+# ------------------------------------------------------------------------------------------------
+# The other things pages.components draws, without a model (fast enough for the mutation subset)
+# ------------------------------------------------------------------------------------------------
+
+def _heatmap_page(flat: bool) -> AppTest:
+    def script(flat):
+        import numpy as np
+
+        from fracture_model.explain import Explanation
+        from pages.components import show_heatmap
+
+        pixels = np.tile(np.linspace(0.1, 0.9, 300, dtype=np.float32), (200, 1))
+        heatmap = np.zeros_like(pixels)
+        if not flat:
+            heatmap[150:170, 250:270] = 1.0
+        show_heatmap(pixels, Explanation("Grad-CAM", heatmap, heatmap[:64, :64]), name="Sample",
+                     trust="Peaks on the fracture in 77% of test images.")
+
+    return AppTest.from_function(script, args=(flat,), default_timeout=120).run()
+
+
+@pytest.mark.parametrize("flat", [True, False])
+def test_heatmap_panels_say_when_the_map_is_empty_and_otherwise_how_far_to_trust_it(flat):
+    at = _heatmap_page(flat)
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert any("map is empty" in c for c in captions) is flat
+    assert any("77% of test images" in c for c in captions) is not flat
+    images = at.get("image")
+    assert len(images) == 3
+    labels = [image.captions[0] for image in images]
+    assert labels[0] == "Sample" and labels[2] == "Grad-CAM alone (red: most influence)"
+    assert labels[1] == "Grad-CAM over the radiograph" + ("" if flat else " (ring: peak)")
+
+
+def test_heatmap_chooser_offers_the_methods_that_passed_and_warns_when_none_did():
+    def script(methods):
+        import streamlit as st
+
+        import pages.shared
+        from pages.components import choose_heatmap
+
+        pages.shared.stored_results = lambda: {"explanation_methods": methods}
+        st.session_state["chosen"] = choose_heatmap("test")
+
+    at = AppTest.from_function(script, args=(["Grad-CAM++"],), default_timeout=60).run()
+    assert at.radio(key="test_method").options == ["Grad-CAM++"]
+    assert at.session_state["chosen"] == ("Grad-CAM++", 0.4)
+    at = AppTest.from_function(script, args=([],), default_timeout=60).run()
+    assert at.session_state["chosen"] == (None, 0.0)
+    assert any("No heatmap method passed" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("verdicts", [0, 7])
+def test_review_figures_are_the_shares_of_decided_verdicts(verdicts):
+    def script(verdicts):
+        from fracture_model.reviews import ReviewFigures
+        from pages.components import show_review_figures
+
+        show_review_figures(ReviewFigures(verdicts=verdicts, cases=5, reviewers=2, heatmap_yes=3, heatmap_no=1,
+                                          heatmap_unsure=1, agree_yes=1, agree_no=3, agree_unsure=0),
+                            pointing_hit_rate=0.771)
+
+    at = AppTest.from_function(script, args=(verdicts,), default_timeout=60).run()
+    if verdicts == 0:
+        assert not at.metric and "No reviewer has recorded" in at.caption[0].value
+        return
+    values = {metric.label: metric.value for metric in at.metric}
+    assert values == {"Heatmaps judged on the fracture": "75%", "Reviewers agreeing with the model's call": "25%",
+                      "Cases reviewed": "5", "Automatic pointing game (Grad-CAM)": "77%"}
