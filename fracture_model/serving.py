@@ -9,8 +9,9 @@ CPU is shared anyway, and peak memory does not grow with the number of people up
 
 Loading starts when the service is made (``ModelService(...)``) and goes on in the background, in steps:
 the predictor (load, one warm prediction), then the explainer, then one warm heatmap per method in
-``warm_methods``. A user's call goes ahead of any warm-up step still waiting, so a radiograph dropped on a
-server that has just started waits for the predictor only, not for the heatmaps' warm-up. Nothing here
+``warm_methods``. A user's call goes ahead of any warm-up step still waiting, and is queued at once, even
+while the predictor loads: a radiograph dropped on a server that has just started is scored as soon as
+the predictor is ready, before the explainer and the heatmaps' warm-up. Nothing here
 imports TensorFlow on the caller's thread.
 """
 
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
 Result = TypeVar("Result")
 WARM_METHODS = ("Grad-CAM",)
 """Heatmap methods called once at start (the default one; the others are rarely opened)."""
-_STOP, _CALL, _WARM_UP = 0, 1, 2
-"""Priorities on the worker's queue (lowest first): stopping, a user's call, a warm-up step."""
+_STOP, _LOAD, _CALL, _WARM_UP = 0, 1, 2, 3
+"""Priorities on the worker's queue (lowest first): stopping, loading the predictor, a user's call, a later
+warm-up step. Loading goes first, so a user's call never runs before the predictor exists."""
 
 
 def _warm_up_image(size: int) -> np.ndarray:
@@ -53,7 +55,7 @@ class ModelService:
         self._order = itertools.count()  # first in, first out within a priority
         self._thread = threading.Thread(target=self._serve, name="fracture-model", daemon=True)
         self._thread.start()
-        self._predictor: Future = self._submit(_WARM_UP, self._load_predictor, Path(model_dir))
+        self._predictor: Future = self._submit(_LOAD, self._load_predictor, Path(model_dir))
         self._explainer: Future = self._submit(_WARM_UP, self._load_explainer)
         self._warmed: list[Future] = [self._submit(_WARM_UP, self._warm, method) for method in warm_methods]
 
@@ -116,16 +118,19 @@ class ModelService:
         return self._explainer.result()
 
     def run(self, function: Callable[..., Result], *args, **kwargs) -> Result:
-        """Run ``function(*args, **kwargs)`` on the model's thread once the predictor is loaded, after the
-        users' calls queued before it and ahead of any warm-up step still waiting."""
-        self.wait()
-        return self._submit(_CALL, function, *args, **kwargs).result()
+        """Run ``function(*args, **kwargs)`` on the model's thread, after the predictor has loaded and the
+        users' calls queued before it, ahead of any warm-up step still waiting. Raises what loading raised."""
+        return self._submit(_CALL, self._after_loading, function, args, kwargs).result()
+
+    def _after_loading(self, function: Callable[..., Result], args: tuple, kwargs: dict) -> Result:
+        self._predictor.result()  # done (loading has the worker first); raises here if it failed
+        return function(*args, **kwargs)
 
     def predict(self, pixels: np.ndarray) -> Prediction:
-        return self.run(self.predictor.predict, pixels)
+        return self.run(lambda: self._predictor.result().predict(pixels))
 
     def predict_many(self, images: Sequence[np.ndarray], batch_size: int = 16) -> list[Prediction]:
-        return self.run(self.predictor.predict_many, images, batch_size)
+        return self.run(lambda: self._predictor.result().predict_many(images, batch_size))
 
     def explain(self, pixels: np.ndarray, method: str) -> Explanation:
         """The heatmap of ``method`` for a decoded radiograph, over the original image."""

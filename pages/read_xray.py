@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import nullcontext
 
 import streamlit as st
 
@@ -135,10 +136,9 @@ if not plausible:
         st.stop()
 
 service = model_service()
-if not service.ready():
-    with st.spinner("Loading the fracture model (the server has just started) ..."):
-        service.wait()
-prediction = service.predict(radiograph.pixels)
+loading = st.spinner("Loading the fracture model (the server has just started) ...")
+with loading if not service.ready() else nullcontext():
+    prediction = service.predict(radiograph.pixels)  # queued at once: scored as soon as the model is loaded
 show_prediction(prediction, card, scored_anyway=not plausible)  # on the screen before the heatmap is computed
 
 method, opacity = choose_heatmap("read")

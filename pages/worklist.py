@@ -45,10 +45,8 @@ def _read_worklist(uploads, score_anyway: bool) -> dict:
     items = expand_uploads((upload.name, upload.getvalue()) for upload in uploads)
     service = model_service()
     thumbnails: dict[int, str] = {}
-    bar = st.progress(0.0, text=f"Reading and scoring {len(items)} file(s) ...")
-    if not service.ready():
-        with st.spinner("Loading the fracture model (the server has just started) ..."):
-            service.wait()
+    bar = st.progress(0.0, text=f"Reading and scoring {len(items)} file(s) ..." + (
+        "" if service.ready() else " (the fracture model is still loading: the server has just started)"))
     for start in range(0, len(items), BATCH_SIZE):
         batch = items[start:start + BATCH_SIZE]
         for item in batch:

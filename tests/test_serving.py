@@ -10,6 +10,16 @@ from fracture_model.serving import ModelService
 from tests.conftest import MODEL_DIR
 
 
+def test_a_call_made_while_the_model_loads_runs_as_soon_as_the_predictor_is_ready():
+    fresh = ModelService(MODEL_DIR)
+    try:
+        assert not fresh.ready()  # loading takes seconds; the call is queued at once
+        explainer_built_first = fresh.run(lambda: fresh._explainer.done())
+        assert explainer_built_first is False
+    finally:
+        fresh.close()
+
+
 @pytest.fixture(scope="module")
 def service():
     made = ModelService(MODEL_DIR, warm_methods=("Grad-CAM", "Grad-CAM++"))
