@@ -75,11 +75,13 @@ def at_threshold(labels: np.ndarray, probabilities: np.ndarray, threshold: float
 
 
 def bootstrap_roc_auc(
-    labels: np.ndarray, probabilities: np.ndarray, *, resamples: int = 2000, seed: int = 0, level: float = 0.95
+    labels: np.ndarray, probabilities: np.ndarray, *, resamples: int = 2000, seed: int = 0, level: float = 0.95,
+    max_draws: int | None = None,
 ) -> tuple[float, float, float]:
     """ROC AUC and its percentile bootstrap confidence interval: (auc, low, high).
 
-    Resamples cases with replacement, keeping resamples that hold both classes.
+    Resamples cases with replacement, keeping resamples that hold both classes. ``ValueError`` after
+    ``max_draws`` draws (default 100 per resample) without enough of them: a rare class too rare to bootstrap.
     """
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=float)
@@ -87,7 +89,11 @@ def bootstrap_roc_auc(
     rng = np.random.default_rng(seed)
     estimates = []
     n = len(labels)
+    draws_left = 100 * resamples if max_draws is None else max_draws
     while len(estimates) < resamples:
+        if draws_left == 0:
+            raise ValueError(f"only {len(estimates)} of {resamples} bootstrap resamples held both classes")
+        draws_left -= 1
         rows = rng.integers(0, n, n)
         if labels[rows].min() == labels[rows].max():
             continue

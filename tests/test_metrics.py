@@ -315,6 +315,14 @@ def test_bootstrap_is_reproducible_by_seed(scored):
         *scored, resamples=50, seed=2)
 
 
+def test_bootstrap_of_a_very_rare_class_ends_with_a_sentence_not_a_hang():
+    labels, probabilities = np.array([0] * 999 + [1]), np.linspace(0, 1, 1000)
+    auc, low, high = metrics.bootstrap_roc_auc(labels, probabilities, resamples=20)  # 63% of draws hold the one
+    assert auc == 1.0 and low == high == 1.0
+    with pytest.raises(ValueError, match="of 20 bootstrap resamples held both classes"):
+        metrics.bootstrap_roc_auc(labels, probabilities, resamples=20, max_draws=10)
+
+
 def test_expected_calibration_error_known_answers():
     labels = np.array([0, 0, 1, 1])
     assert metrics.expected_calibration_error(labels, np.array([0.0, 0.0, 1.0, 1.0])) == pytest.approx(0.0)
