@@ -63,8 +63,12 @@ def show_prediction(prediction, card: dict, *, scored_anyway: bool = False) -> N
             st.caption("Scored on your request although the image does not look like a radiograph.")
 
 
+def _grey(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(pixels * 255.0, 0, 255).astype(np.uint8)
+
+
 def _grey_rgb(pixels: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.clip(pixels * 255.0, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(_grey(pixels), cv2.COLOR_GRAY2RGB)
 
 
 DISPLAY_SIDE = 1460
@@ -141,7 +145,7 @@ def show_heatmap(pixels: np.ndarray, explanation, *, name: str, opacity: float =
     pixels, heatmap, peak = for_display(pixels, explanation.heatmap, explanation.peak)
     blended_image = overlay(pixels, heatmap, opacity)
     original, blended, heat = st.columns(3)
-    original.image(_grey_rgb(pixels), caption=name, width="stretch", output_format="JPEG")
+    original.image(_grey(pixels), caption=name, width="stretch", output_format="JPEG")
     blended.image(blended_image if flat else mark_peak(blended_image, peak),
                   caption=f"{method} over the radiograph" + ("" if flat else " (ring: peak)"), width="stretch",
                   output_format="JPEG")

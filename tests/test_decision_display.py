@@ -96,20 +96,22 @@ def test_heatmap_panels_say_when_the_map_is_empty_and_otherwise_how_far_to_trust
     assert labels[1] == "Grad-CAM over the radiograph" + ("" if flat else " (ring: peak)")
 
 
-def test_heatmap_chooser_offers_the_methods_that_passed_and_warns_when_none_did():
-    def script(methods):
+def test_heatmap_chooser_offers_the_methods_that_passed_and_warns_when_none_did(monkeypatch):
+    import pages.shared
+
+    def script():
         import streamlit as st
 
-        import pages.shared
         from pages.components import choose_heatmap
 
-        pages.shared.stored_results = lambda: {"explanation_methods": methods}
         st.session_state["chosen"] = choose_heatmap("test")
 
-    at = AppTest.from_function(script, args=(["Grad-CAM++"],), default_timeout=60).run()
+    monkeypatch.setattr(pages.shared, "stored_results", lambda: {"explanation_methods": ["Grad-CAM++"]})
+    at = AppTest.from_function(script, default_timeout=60).run()
     assert at.radio(key="test_method").options == ["Grad-CAM++"]
     assert at.session_state["chosen"] == ("Grad-CAM++", 0.4)
-    at = AppTest.from_function(script, args=([],), default_timeout=60).run()
+    monkeypatch.setattr(pages.shared, "stored_results", lambda: {"explanation_methods": []})
+    at = AppTest.from_function(script, default_timeout=60).run()
     assert at.session_state["chosen"] == (None, 0.0)
     assert any("No heatmap method passed" in w.value for w in at.warning)
 

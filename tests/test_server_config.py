@@ -85,6 +85,7 @@ def test_uploads_are_parsed_in_memory_up_to_the_largest_accepted_request(monkeyp
 def test_the_server_starts_loading_the_model_before_any_page_is_opened(monkeypatch):
     import asyncio
     import importlib
+    import threading
     from pathlib import Path
 
     import pages.shared
@@ -101,7 +102,20 @@ def test_the_server_starts_loading_the_model_before_any_page_is_opened(monkeypat
         async with app_module._load_model_at_start(app_module.app):
             assert calls == ["started"]
 
-    asyncio.run(server_lifespan())
+    # in a thread of its own: another test may have left an event loop running in this one
+    failures = []
+    runner = threading.Thread(target=lambda: failures.extend(_errors_of(lambda: asyncio.run(server_lifespan()))))
+    runner.start()
+    runner.join(60)
+    assert failures == [] and calls == ["started"]
+
+
+def _errors_of(function) -> list[BaseException]:
+    try:
+        function()
+    except BaseException as error:  # handed back to the test's thread
+        return [error]
+    return []
 
 
 def test_streamlit_no_longer_clears_the_keras_session_after_every_run(monkeypatch):
