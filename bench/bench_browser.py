@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -48,22 +47,32 @@ def _conditions() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average (1/5/15 min) {load}"
 
 
+def _wait_for_text(page, text: str) -> None:
+    """Until ``text`` is on the page, checked on every animation frame (a locator's wait_for polls at up to
+    500 ms intervals, which would round a sub-second time up by as much)."""
+    page.wait_for_function("text => document.body.innerText.includes(text)", arg=text, polling="raf",
+                           timeout=WAIT_MS)
+
+
 def _probability_and_heatmap(page, sample: Path) -> tuple[float, float]:
     """Drop ``sample`` on the Read page; seconds until the probability, then until the three heatmap images."""
     start = time.perf_counter()
     drop_many(page, DROPZONE, [(sample.name, sample.read_bytes(), "image/jpeg")])
-    page.locator('[data-testid="stMetric"]').filter(has_text="Probability of fracture").wait_for(timeout=WAIT_MS)
+    page.wait_for_function(  # on every animation frame, as _wait_for_text
+        """() => [...document.querySelectorAll('[data-testid="stMetric"]')]
+                 .some(metric => metric.innerText.includes("Probability of fracture"))""",
+        polling="raf", timeout=WAIT_MS)
     probability = time.perf_counter() - start
     page.wait_for_function(
         """() => [...document.querySelectorAll('[data-testid="stImage"] img')]
-                 .filter(img => img.complete && img.naturalWidth > 0).length >= 3""", timeout=WAIT_MS)
+                 .filter(img => img.complete && img.naturalWidth > 0).length >= 3""", polling="raf", timeout=WAIT_MS)
     return probability, time.perf_counter() - start
 
 
 def _open_read_page(browser, url: str):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(url, wait_until="domcontentloaded")
-    page.get_by_text("Drop a bone radiograph here").wait_for(timeout=WAIT_MS)
+    _wait_for_text(page, "Drop a bone radiograph here")
     return page
 
 
@@ -129,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
                 files = _worklist_files(args.worklist_files)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(f"{url}/worklist", wait_until="domcontentloaded")
-                page.get_by_text("Drop radiographs here").wait_for(timeout=WAIT_MS)
+                _wait_for_text(page, "Drop radiographs here")
                 start = time.perf_counter()
                 drop_many(page, DROPZONE, files)
-                page.get_by_text(re.compile(rf"{len(files)} file\(s\) in")).wait_for(timeout=WAIT_MS)
+                _wait_for_text(page, f"{len(files)} file(s) in")
                 print(f"worklist: {len(files)} files dropped at once, all scored and listed "
                       f"{time.perf_counter() - start:.1f} s after the drop")
                 page.close()
