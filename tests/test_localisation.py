@@ -79,6 +79,11 @@ def test_the_hit_region_is_exactly_where_a_peak_would_hit():
             assert mask[row, column] == pointing_hit((column, row), boxes, tolerance=6.0)
 
 
+def test_a_box_scales_with_its_image():
+    assert localisation.scale_box(Box(10, 20, 30, 40), 0.5) == Box(5, 10, 15, 20)
+    assert localisation.scale_box(Box(10, 20, 30, 40), 3.0) == Box(30, 60, 90, 120)
+
+
 def test_boxes_mask_counts_pixel_centres():
     mask = boxes_mask([BOX], (30, 30))
     assert mask.sum() == 100

@@ -333,6 +333,13 @@ def test_expected_calibration_error_known_answers():
     assert metrics.expected_calibration_error(np.array([0, 1]), np.array([0.15, 0.25])) == pytest.approx(0.45)
 
 
+def test_calibration_table_has_ten_equal_bins_by_default():
+    probabilities = np.arange(10) / 10 + 0.05  # one case in the middle of each bin
+    table = metrics.calibration_table(np.arange(10) % 2, probabilities)
+    assert len(table) == 10 and (table["images"] == 1).all()
+    assert table["mean_predicted"].to_numpy() == pytest.approx(probabilities)
+
+
 def test_calibration_table_with_probabilities_on_bin_edges():
     # scikit-learn's calibration_curve puts 0.1 and 0.7 in the bin below, the counts put them above:
     # the table's columns had different lengths and the evaluation page crashed.
