@@ -214,7 +214,11 @@ class ReviewStore:
         the heatmap counts are over those cases only, as the automatic pointing game is: on a radiograph
         without a fracture, 'is the heatmap on the fracture' has no right answer."""
         rows = self.latest_verdicts(model_sha256)
-        on_fractures = rows if fractured is None else [row for row in rows if row["image_id"] in set(fractured)]
+        if fractured is None:
+            on_fractures = rows
+        else:
+            fractured = set(fractured)
+            on_fractures = [row for row in rows if row["image_id"] in fractured]
 
         def count(chosen: list[dict], column: str, value: str) -> int:
             return sum(row[column] == value for row in chosen)

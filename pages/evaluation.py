@@ -152,12 +152,11 @@ def reviewer_section(results: dict, predictions: pd.DataFrame) -> None:
     """The reviewers' verdicts on the heatmaps (page: Review heatmaps) beside the automatic pointing game."""
     from fracture_model.reviews import ReviewStoreError
     from pages.components import show_review_figures
-    from pages.shared import review_store, shipped_model_sha256
+    from pages.shared import fractured_case_ids, review_store, shipped_model_sha256
 
     st.subheader("What reviewers say about the heatmaps")
     try:
-        fractured = set(predictions.loc[predictions["fractured"].astype(int) == 1, "image_id"])
-        figures = review_store().figures(shipped_model_sha256(), fractured)
+        figures = review_store().figures(shipped_model_sha256(), fractured_case_ids(predictions))
     except ReviewStoreError as error:
         st.info(f"Reviewers' verdicts are not available: {error}")
         return

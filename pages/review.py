@@ -17,6 +17,7 @@ from pages.shared import (
     CITATION,
     MODEL_DIR,
     enter_through_app,
+    fractured_case_ids,
     load_evaluation,
     review_store,
     shipped_model_sha256,
@@ -55,8 +56,8 @@ def figures_section(store, model_sha256: str, predictions: pd.DataFrame) -> None
     st.subheader("Reviewers' figures for this model")
     found = stored_results().get("localisation") or {}
     pointing = found.get("by_method", {}).get(found.get("default_method", "Grad-CAM"), {})
-    fractured = set(predictions.loc[predictions["fractured"].astype(int) == 1, "image_id"])
-    show_review_figures(store.figures(model_sha256, fractured), pointing.get("pointing_hit_rate"))
+    show_review_figures(store.figures(model_sha256, fractured_case_ids(predictions)),
+                        pointing.get("pointing_hit_rate"))
 
 
 enter_through_app("pages/review.py")

@@ -1,6 +1,7 @@
 """Cached resources shared by the pages: the model, its explainer and the stored evaluation.
 
-Loaded once per server process (``st.cache_resource``) or per file version (``st.cache_data``).
+Loaded once per server process (the model service, ``st.cache_resource``) or per file version
+(``st.cache_data``).
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ def load_evaluation() -> tuple[dict, pd.DataFrame]:
     metrics = json.loads((folder / METRICS_FILE).read_text())
     predictions = pd.read_csv(folder / PREDICTIONS_FILE, keep_default_na=False)
     return metrics, predictions
+
+
+def fractured_case_ids(predictions: pd.DataFrame) -> set[str]:
+    """The image IDs of the fractured test cases in the stored ``predictions`` (the reviewers' heatmap
+    figures count those only, as the pointing game does)."""
+    return set(predictions.loc[predictions["fractured"].astype(int) == 1, "image_id"])
 
 
 def stored_results() -> dict:
