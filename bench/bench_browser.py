@@ -41,7 +41,6 @@ SAMPLES = sorted((REPO / "assets" / "samples").glob("*.jpg"))
 CASES = REPO / "assets" / "model" / "evaluation" / "cases"
 
 
-
 def _conditions() -> str:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average (1/5/15 min) {load}"

@@ -8,7 +8,8 @@ sizes, on bone), rotations over 0-360 degrees, 224 px with JPEG quality 75, synt
 text, rulers, watermarks and arrows, and a mix of all. For each it prints ROC AUC, sensitivity and
 specificity at the model's own operating threshold, the Grad-CAM pointing game on fractured images
 with boxes, and how often the out-of-distribution check fires (with the ROC AUC of flagged and
-unflagged images). With ``--json`` it writes the figures there and every image's row beside it (.csv). Run it on ``--split validation`` to choose; the test split only reports.
+unflagged images). With ``--json`` it writes the figures there and every image's row beside it (.csv).
+Run it on ``--split validation`` to choose; the test split only reports.
 """
 
 from __future__ import annotations
