@@ -95,6 +95,13 @@ def test_batches_give_the_single_predictions_in_order(model, batch_size):
     assert predictor.predict_many([]) == []
 
 
+def test_the_forward_pass_is_traced_once_for_every_batch_size(model):
+    predictor = Predictor(model, _card())  # traces once, at load
+    predictor.predict_many(_images(21), batch_size=16)  # batches of 16 and 5
+    predictor.predict(_images(1)[0])
+    assert predictor._forward.experimental_get_tracing_count() == 1  # a worklist pays no second tracing
+
+
 def test_distance_check_flags_at_its_threshold(model):
     # features: the mean of the network input; mean 0 and precision 1, so the distance is |mean|
     images = _images(5)
