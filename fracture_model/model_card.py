@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 MODEL_FILE = "fracture_cnn.keras"
+LITE_FILE = "fracture_cnn.tflite"
+"""The same network converted for fast CPU scoring (``fracture_model.lite``); the card says which model it came from."""
 CARD_FILE = "model_card.json"
 SPLIT_FILE = "split.csv"
 EVALUATION_DIR = "evaluation"

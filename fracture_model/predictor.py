@@ -52,14 +52,16 @@ def file_sha256(path: Path | str) -> str:
 
 
 class Predictor:
-    """The model, its card, its out-of-distribution check, and a compiled forward pass.
+    """The model, its card, its out-of-distribution check, and a fast forward pass.
 
     ``model_sha256`` (the model file's SHA-256) identifies the model version everywhere a result is
-    reported; ``model_version`` is its first 12 characters.
+    reported; ``model_version`` is its first 12 characters. ``forward`` scores a batch of network inputs,
+    returning P(fractured) and the pooled features: by default the model's compiled TensorFlow graph;
+    ``load`` uses the model folder's LiteRT copy where the card names one (``fracture_model.lite``).
     """
 
     def __init__(self, model: keras.Model, card: dict, *, distance_model: DistanceModel | None = None,
-                 model_sha256: str | None = None) -> None:
+                 model_sha256: str | None = None, forward=None) -> None:
         if card["preprocessing"] != PREPROCESSING_NAME:
             raise ValueError(
                 f"model expects preprocessing {card['preprocessing']!r}, this code provides {PREPROCESSING_NAME!r}"
@@ -71,8 +73,8 @@ class Predictor:
         self.model_sha256 = model_sha256 or "unsaved"
         self.image_size = int(card["input_size"])
         self.operating_threshold = float(card["operating_threshold"])
-        self._forward = _compiled_forward(_with_pooled_features(model))
-        self.probabilities(np.zeros((1, self.image_size, self.image_size, 1), np.float32))  # trace once, now
+        self._forward = forward or _compiled_forward(with_pooled_features(model))
+        self.probabilities(np.zeros((1, self.image_size, self.image_size, 1), np.float32))  # trace (or warm) now
 
     @classmethod
     def load(cls, model_dir: Path | str = DEFAULT_MODEL_DIR) -> Predictor:
@@ -81,7 +83,17 @@ class Predictor:
         model = keras.saving.load_model(model_path, compile=False)
         ood = card.get("out_of_distribution") or {}
         distance_model = DistanceModel.load(Path(model_dir) / ood["file"]) if ood.get("file") else None
-        return cls(model, card, distance_model=distance_model, model_sha256=file_sha256(model_path))
+        model_sha256 = file_sha256(model_path)
+        forward = None
+        if fast := card.get("fast_forward"):
+            if fast["converted_from_sha256"] != model_sha256:
+                raise ValueError(f"{fast['file']} in {model_dir} was converted from another model file than "
+                                 f"{model_path.name}; convert it again: python -m fracture_model.lite --model-dir "
+                                 f"{model_dir}")
+            from fracture_model.lite import LiteForward
+
+            forward = LiteForward(Path(model_dir) / fast["file"])
+        return cls(model, card, distance_model=distance_model, model_sha256=model_sha256, forward=forward)
 
     @property
     def model_version(self) -> str:
@@ -122,7 +134,7 @@ class Predictor:
         return found
 
 
-def _with_pooled_features(model: keras.Model) -> keras.Model:
+def with_pooled_features(model: keras.Model) -> keras.Model:
     """The same network (shared weights) returning P(fractured) and the pooled features the output reads."""
     try:
         pooled = model.get_layer(POOLED_FEATURES_LAYER).output

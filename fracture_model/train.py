@@ -6,8 +6,8 @@ Group-aware split (duplicates and blocks of neighbouring IDs never straddle trai
 test), truncated images dropped, ImageNet-pretrained EfficientNet-Lite0 (or ``--from-scratch``),
 anatomy-preserving augmentation, class weighting, early stopping on validation ROC AUC, Platt
 calibration fitted on validation and folded into the output layer, and an operating threshold chosen
-on validation. The test split is never looked at here. Writes ``fracture_cnn.keras``,
-``model_card.json``, ``split.csv`` and ``history.csv`` into ``--out``; then run
+on validation. The test split is never looked at here. Writes ``fracture_cnn.keras`` (and its LiteRT
+copy ``fracture_cnn.tflite``), ``model_card.json``, ``split.csv`` and ``history.csv`` into ``--out``; then run
 ``python -m fracture_model.evaluate --model-dir OUT`` for the test-set evaluation.
 
 Backend-neutral Keras: runs under TensorFlow (default) or ``KERAS_BACKEND=jax``.
@@ -29,9 +29,10 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from fracture_model import data, localisation, network, ood
+from fracture_model import data, lite, localisation, network, ood
 from fracture_model.metrics import choose_threshold
-from fracture_model.model_card import CARD_FILE, MODEL_FILE, SPLIT_FILE, write_card
+from fracture_model.model_card import CARD_FILE, LITE_FILE, MODEL_FILE, SPLIT_FILE, write_card
+from fracture_model.predictor import file_sha256, with_pooled_features
 from fracture_model.preprocess import PREPROCESSING_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The same layers without the optimizer's state: a third of the size, identical predictions.
     keras.Model(model.inputs, model.outputs, name=model.name).save(args.out / MODEL_FILE)
+    lite.export(with_pooled_features(model), args.out / LITE_FILE)  # what scores on the CPU (fracture_model.lite)
 
     # "Outside what I know": distances of pooled features from the training split (unaugmented), the
     # threshold a quantile of the validation split's distances.
@@ -376,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         "operating_threshold_bootstrap_95": list(threshold_spread(validation_labels, calibrated, args.operating_point)),
         "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
                         "slope": slope, "intercept": intercept},
+        "fast_forward": lite.card_entry(file_sha256(args.out / MODEL_FILE)),
         "validation": {"roc_auc": validation_auc, "images": int(len(validation_labels)),
                        "fractured": int(validation_labels.sum()), "best_epoch": monitor.best_epoch + 1,
                        "shifted_mix_roc_auc": (float(roc_auc_score(shifted[1], model.predict(

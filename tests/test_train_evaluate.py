@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from fracture_model import evaluate, predict, train
 from fracture_model.model_card import read_card
+from fracture_model.predictor import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,9 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert card["operating_threshold_chosen_on"] == "validation split"
     assert card["training"]["seed"] == 3 and "--seed 3" in card["training"]["command"]
     assert len(card["data"]["fingerprint_sha256"]) == 64
+    # the LiteRT copy that scores on the CPU, tied to this model file (Predictor.load checks it)
+    assert card["fast_forward"]["converted_from_sha256"] == file_sha256(trained / "fracture_cnn.keras")
+    assert (trained / card["fast_forward"]["file"]).stat().st_size > 1_000_000
     # box supervision is on by default, and its validation figure is recorded
     assert card["box_supervision"]["weight"] == 1.0
     assert 0.0 <= card["box_supervision"]["validation_cell_pointing"] <= 1.0
