@@ -3,12 +3,15 @@
     streamlit run app.py
 
 This file is two things. To the server it is an ASGI app (``app``, an ``st.App`` that ``streamlit run``
-finds and serves): its lifespan starts loading and warming the model on the model's own thread as the
-server starts, so the first radiograph dropped does not wait for TensorFlow. To every page run it is the
-script that routes to the pages (``main``), which runs only inside a script run, not when the server
-imports this module.
+finds and serves): its lifespan loads and warms the model on the model's own thread as the server starts,
+and the server opens its port once that is done, so the first radiograph dropped never waits for
+TensorFlow (and the page is not drawn while TensorFlow's import competes with it for the CPU). To every
+page run it is the script that routes to the pages (``main``), which runs only inside a script run, not
+when the server imports this module.
 """
 
+import asyncio
+import logging
 from contextlib import asynccontextmanager
 
 import streamlit as st
@@ -20,7 +23,11 @@ async def _load_model_at_start(_app):
     from pages.shared import keep_keras_state_between_runs, model_service
 
     keep_keras_state_between_runs()
-    model_service()  # returns at once; loading and warming go on in the background (fracture_model.serving)
+    service = model_service()  # loads and warms on its own thread (fracture_model.serving)
+    try:
+        await asyncio.to_thread(service.warm)  # uvicorn accepts connections after this
+    except Exception as error:  # the server still starts: the page shows why the model is unavailable
+        logging.getLogger("fracture_lens").error("the model did not load at start: %s", type(error).__name__)
     yield
 
 

@@ -4,6 +4,7 @@ the safe value and documented; and the in-memory upload setting really applies t
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 
 import pytest
@@ -82,7 +83,22 @@ def test_uploads_are_parsed_in_memory_up_to_the_largest_accepted_request(monkeyp
     assert MultiPartParser.spool_max_size >= limit_bytes
 
 
-def test_the_server_starts_loading_the_model_before_any_page_is_opened(monkeypatch):
+class _SlowService:
+    """Stands in for the model service: warming takes a moment, and may fail."""
+
+    def __init__(self, calls: list, failure: Exception | None = None):
+        self.calls, self.failure = calls, failure
+        calls.append("started")
+
+    def warm(self):
+        time.sleep(0.3)
+        if self.failure is not None:
+            raise self.failure
+        self.calls.append("warm")
+
+
+@pytest.mark.parametrize("failure", [None, OSError("no model file")], ids=["loads", "fails to load"])
+def test_the_server_opens_once_the_model_is_loaded_and_warm(monkeypatch, failure):
     import asyncio
     import importlib
     import threading
@@ -93,21 +109,24 @@ def test_the_server_starts_loading_the_model_before_any_page_is_opened(monkeypat
 
     assert discover_asgi_app(Path(REPO / "app.py")).is_asgi_app  # `streamlit run app.py` serves `app`
     calls = []
-    monkeypatch.setattr(pages.shared, "model_service", lambda: calls.append("started"))
+    monkeypatch.setattr(pages.shared, "model_service", lambda: _SlowService(calls, failure))
     app_module = importlib.import_module("app")  # what the server does before its lifespan starts
     assert isinstance(app_module.app, st.App)
     assert calls == []  # importing runs no page
 
+    seen_when_serving = []
+
     async def server_lifespan():
-        async with app_module._load_model_at_start(app_module.app):
-            assert calls == ["started"]
+        async with app_module._load_model_at_start(app_module.app):  # uvicorn serves inside this block
+            seen_when_serving.extend(calls)
 
     # in a thread of its own: another test may have left an event loop running in this one
     failures = []
     runner = threading.Thread(target=lambda: failures.extend(_errors_of(lambda: asyncio.run(server_lifespan()))))
     runner.start()
     runner.join(60)
-    assert failures == [] and calls == ["started"]
+    assert failures == []  # a model that fails to load does not stop the server; the pages say why
+    assert seen_when_serving == (["started", "warm"] if failure is None else ["started"])
 
 
 def _errors_of(function) -> list[BaseException]:
