@@ -160,22 +160,32 @@ def drop_bytes(page, selector: str, name: str, data: bytes, mime_type: str) -> N
     drop_many(page, selector, [(name, data, mime_type)])
 
 
-def drop_many(page, selector: str, files: list[tuple[str, bytes, str]]) -> None:
-    """Drag several files (name, bytes, MIME type) at once onto ``selector``: one DataTransfer holding them all."""
-    transfer = page.evaluate_handle(
+def file_transfer(page, files: list[tuple[str, bytes, str]]):
+    """A DataTransfer in ``page`` holding the files (name, bytes, MIME type), as a drag from the desktop would."""
+    return page.evaluate_handle(
         """(files) => {
             const transfer = new DataTransfer();
             for (const [name, type, b64] of files) {
-                const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+                const text = atob(b64), bytes = new Uint8Array(text.length);
+                for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
                 transfer.items.add(new File([bytes], name, { type }));
             }
             return transfer;
         }""",
         [[name, mime, base64.b64encode(data).decode()] for name, data, mime in files],
     )
+
+
+def drop_transfer(page, selector: str, transfer) -> None:
+    """Drag ``transfer`` (``file_transfer``) onto ``selector`` and drop it there."""
     target = page.locator(selector).first
     for event in ("dragenter", "dragover", "drop"):
         target.dispatch_event(event, {"dataTransfer": transfer})
+
+
+def drop_many(page, selector: str, files: list[tuple[str, bytes, str]]) -> None:
+    """Drag several files (name, bytes, MIME type) at once onto ``selector``: one DataTransfer holding them all."""
+    drop_transfer(page, selector, file_transfer(page, files))
 
 
 def open_app(browser, url: str):
