@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 
 from fracture_model.model_card import DEFAULT_MODEL_DIR, MODEL_FILE, read_card  # noqa: E402
 from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, POOLED_FEATURES_LAYER, DistanceModel  # noqa: E402
-from fracture_model.preprocess import PREPROCESSING_NAME, preprocess  # noqa: E402
+from fracture_model.preprocess import PREPROCESSING_NAME, preprocess, zoomed_out  # noqa: E402
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -74,6 +74,9 @@ class Predictor:
         self.image_size = int(card["input_size"])
         self.operating_threshold = float(card["operating_threshold"])
         self._forward = forward or _compiled_forward(with_pooled_features(model))
+        self.test_time_views = card.get("test_time_views")
+        """None, or the card's extra views (``fracture_model.views``): each input is also scored zoomed out by
+        each factor in ``zoom_factors``, the views' logits averaged and calibrated again (slope, intercept)."""
         self.probabilities(np.zeros((1, self.image_size, self.image_size, 1), np.float32))  # trace (or warm) now
 
     @classmethod
@@ -104,9 +107,21 @@ class Predictor:
         return preprocess(pixels, self.image_size)[np.newaxis]
 
     def outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(P(fractured) (n,), pooled features (n, d)) for a batch of preprocessed inputs (n, size, size, 1)."""
-        probabilities, features = self._forward(np.asarray(batch, dtype=np.float32))
-        return np.asarray(probabilities).reshape(-1), np.asarray(features).reshape(len(batch), -1)
+        """(P(fractured) (n,), pooled features (n, d)) for a batch of preprocessed inputs (n, size, size, 1).
+
+        With the card's test-time views, P(fractured) is that of the averaged views; the features are always
+        the whole image's (the out-of-distribution check was fitted on them)."""
+        batch = np.asarray(batch, dtype=np.float32)
+        probabilities, features = self._forward(batch)
+        probabilities, features = np.asarray(probabilities).reshape(-1), np.asarray(features).reshape(len(batch), -1)
+        if self.test_time_views and len(batch):
+            logits = [_logit(probabilities)] + [
+                _logit(np.asarray(self._forward(zoomed_out(batch, factor))[0]).reshape(-1))
+                for factor in self.test_time_views["zoom_factors"]]
+            calibration = self.test_time_views["calibration"]
+            combined = calibration["slope"] * np.mean(logits, axis=0) + calibration["intercept"]
+            probabilities = 1.0 / (1.0 + np.exp(-combined))
+        return probabilities, features
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """P(fractured) for a batch of preprocessed inputs (n, size, size, 1)."""
@@ -132,6 +147,11 @@ class Predictor:
             batch = np.concatenate([self.network_input(pixels) for pixels in images[start:start + batch_size]])
             found += self.predictions(batch)
         return found
+
+
+def _logit(probabilities: np.ndarray) -> np.ndarray:
+    clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
+    return np.log(clipped / (1 - clipped))
 
 
 def with_pooled_features(model: keras.Model) -> keras.Model:

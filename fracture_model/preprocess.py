@@ -73,3 +73,16 @@ def preprocess(pixels: np.ndarray, image_size: int) -> np.ndarray:
     interpolation = cv2.INTER_AREA if letterbox.side >= image_size else cv2.INTER_LINEAR
     resized = cv2.resize(square, (image_size, image_size), interpolation=interpolation)
     return np.clip(resized, 0.0, 1.0)[..., np.newaxis]
+
+
+def zoomed_out(network_inputs: np.ndarray, factor: float) -> np.ndarray:
+    """Test-time view: each network input (n, size, size, 1) shrunk to ``factor`` of its side, in the middle
+    of the black square, as if the radiograph had been taken from further away (``fracture_model.views``)."""
+    side = network_inputs.shape[1]
+    small_side = max(1, int(round(side * factor)))
+    offset = (side - small_side) // 2
+    out = np.zeros_like(network_inputs)
+    for i, network_input in enumerate(network_inputs):
+        small = cv2.resize(network_input[..., 0], (small_side, small_side), interpolation=cv2.INTER_AREA)
+        out[i, offset:offset + small_side, offset:offset + small_side, 0] = small
+    return out

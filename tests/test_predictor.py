@@ -146,3 +146,20 @@ def test_file_sha256_of_a_file_larger_than_one_read(tmp_path):
     data = np.random.default_rng(1).bytes(3 * (1 << 20) + 17)  # several 1 MiB chunks and a remainder
     (tmp_path / "blob").write_bytes(data)
     assert file_sha256(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+
+
+def test_test_time_views_average_the_whole_and_zoomed_out_logits(model):
+    from fracture_model.preprocess import zoomed_out
+
+    views = {"zoom_factors": [0.5], "calibration": {"slope": 1.5, "intercept": -0.25}}
+    with_views = Predictor(model, _card(test_time_views=views))
+    for pixels in _images(3):
+        network_input = preprocess(pixels, SIZE)[np.newaxis]
+        whole = WEIGHT * float(network_input.mean()) + BIAS
+        zoomed = WEIGHT * float(zoomed_out(network_input, 0.5).mean()) + BIAS
+        expected = 1.0 / (1.0 + math.exp(-(1.5 * (whole + zoomed) / 2 - 0.25)))
+        assert with_views.predict(pixels).probability_fractured == pytest.approx(expected, abs=1e-5)
+    # the zoomed-out view is the input at half its side, in the middle of a black square
+    square = np.ones((1, SIZE, SIZE, 1), np.float32)
+    shrunk = zoomed_out(square, 0.5)[0, ..., 0]
+    assert shrunk.sum() == pytest.approx((SIZE // 2) ** 2) and shrunk[SIZE // 2, SIZE // 2] == 1 and shrunk[0, 0] == 0

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from fracture_model import evaluate, predict, train
+from fracture_model import evaluate, predict, train, views
 from fracture_model.model_card import read_card
-from fracture_model.predictor import file_sha256
+from fracture_model.metrics import choose_threshold
+from fracture_model.predictor import Predictor, file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +197,31 @@ def test_case_images_show_the_boxes_and_stay_small(evaluated, tiny_fracatlas):
             assert magenta[int(box.top), int(box.left) : int(box.right)].mean() > 0.8
         else:
             assert not magenta.any()
+
+
+def test_test_time_views_are_fitted_on_validation_and_used_by_the_predictor(trained, tiny_fracatlas, tmp_path):
+    import shutil
+
+    folder = tmp_path / "with_views"
+    shutil.copytree(trained, folder)
+    before = read_card(folder)
+    assert views.main(["--model-dir", str(folder), "--data", str(tiny_fracatlas), "--zoom", "0.7"]) == 0
+    card = read_card(folder)
+    assert card["test_time_views"]["zoom_factors"] == [0.7]
+    assert card["test_time_views"]["chosen_on"] == "validation split"
+
+    predictor = Predictor.load(folder)
+    assert predictor.test_time_views == card["test_time_views"]
+    split = pd.read_csv(folder / "split.csv")
+    validation = split[split["split"] == "validation"]
+    from fracture_model.data import load_inputs
+
+    inputs = load_inputs(tiny_fracatlas, list(validation["path"]), predictor.image_size).astype(np.float32) / 255.0
+    probabilities = predictor.probabilities(inputs)
+    labels = validation["fractured"].to_numpy()
+    # the card's threshold and validation figure are those of the views the predictor now scores with
+    assert card["operating_threshold"] == pytest.approx(choose_threshold(labels, probabilities, "youden"))
+    assert card["validation"]["roc_auc"] == pytest.approx(roc_auc_score(labels, probabilities))
+    assert card["validation"]["roc_auc_whole_image_alone"] == pytest.approx(before["validation"]["roc_auc"], abs=1e-4)
+    low, high = card["operating_threshold_bootstrap_95"]
+    assert low <= high
