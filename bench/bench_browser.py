@@ -76,13 +76,13 @@ _DROP_AND_TIME = """async ([selector, transfer, checks, interval]) => {
     const seconds = [];
     for (const test of tests) {
         while (!test()) {
-            if (performance.now() - start > %d) throw new Error("not on the screen in time");
+            if (performance.now() - start > __WAIT_MS__) throw new Error("not on the screen in time");
             await nextTick();
         }
         seconds.push((performance.now() - start) / 1000);
     }
     return seconds;
-}""" % WAIT_MS
+}""".replace("__WAIT_MS__", str(WAIT_MS))
 PROBABILITY_SHOWN = """return [...document.querySelectorAll('[data-testid="stMetric"]')]
     .some(metric => metric.textContent.includes("Probability of fracture"));"""
 HEATMAP_SHOWN = """return [...document.querySelectorAll('[data-testid="stImage"] img')]
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                 _wait_for_text(page, "Drop radiographs here")
                 transfer = file_transfer(page, files)  # the files on the "desktop", before the clock starts
                 listed = f"return document.body.textContent.includes({f'{len(files)} file(s) in'!r});"
-                (seconds,) = _drop_and_time(page, transfer, [listed], interval=50)  # textContent of 100 rows: not every frame
+                # textContent of 100 rows: every 50 ms, not every frame
+                (seconds,) = _drop_and_time(page, transfer, [listed], interval=50)
                 print(f"worklist: {len(files)} files dropped at once, all scored and listed "
                       f"{seconds:.1f} s after the drop")
                 page.close()

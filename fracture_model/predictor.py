@@ -115,8 +115,8 @@ class Predictor:
         probabilities, features = self._forward(batch)
         probabilities, features = np.asarray(probabilities).reshape(-1), np.asarray(features).reshape(len(batch), -1)
         if self.test_time_views and len(batch):
-            logits = [_logit(probabilities)] + [
-                _logit(np.asarray(self._forward(zoomed_out(batch, factor))[0]).reshape(-1))
+            logits = [logit(probabilities)] + [
+                logit(np.asarray(self._forward(zoomed_out(batch, factor))[0]).reshape(-1))
                 for factor in self.test_time_views["zoom_factors"]]
             calibration = self.test_time_views["calibration"]
             combined = calibration["slope"] * np.mean(logits, axis=0) + calibration["intercept"]
@@ -149,7 +149,8 @@ class Predictor:
         return found
 
 
-def _logit(probabilities: np.ndarray) -> np.ndarray:
+def logit(probabilities: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), with p kept within 1e-7 of 0 and 1."""
     clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
     return np.log(clipped / (1 - clipped))
 

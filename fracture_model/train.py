@@ -32,7 +32,7 @@ from sklearn.metrics import roc_auc_score
 from fracture_model import data, lite, localisation, network, ood
 from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import CARD_FILE, LITE_FILE, MODEL_FILE, SPLIT_FILE, write_card
-from fracture_model.predictor import file_sha256, with_pooled_features
+from fracture_model.predictor import file_sha256, logit, with_pooled_features
 from fracture_model.preprocess import PREPROCESSING_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,9 +141,10 @@ def _set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
             layer.trainable = trainable and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def _logit(probabilities: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probabilities, 1e-7, 1 - 1e-7)
-    return np.log(clipped / (1 - clipped))
+def fit_platt(probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Platt scaling on validation predictions: (slope, intercept) of a logistic regression on their logits."""
+    regression = LogisticRegression(C=1e6).fit(logit(probabilities)[:, None], labels)
+    return float(regression.coef_[0, 0]), float(regression.intercept_[0])
 
 
 def calibrate_output_layer(model: keras.Model, probabilities: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -153,8 +154,7 @@ def calibrate_output_layer(model: keras.Model, probabilities: np.ndarray, labels
     probabilities by itself. Returns (a, c); (1, 0), i.e. no change, if the fitted slope is not positive
     (a model that ranks validation cases no better than chance, as in tiny test runs).
     """
-    regression = LogisticRegression(C=1e6).fit(_logit(probabilities)[:, None], labels)
-    slope, intercept = float(regression.coef_[0, 0]), float(regression.intercept_[0])
+    slope, intercept = fit_platt(probabilities, labels)
     if slope <= 0:
         print(f"warning: Platt slope {slope:.3f} <= 0; probabilities left uncalibrated", file=sys.stderr)
         return 1.0, 0.0

@@ -19,26 +19,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from fracture_model import data, localisation
 from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import SPLIT_FILE, read_card, write_card
 from fracture_model.predictor import Predictor
-from fracture_model.train import threshold_spread
+from fracture_model.train import fit_platt, threshold_spread
 
 
 def fit(predictor: Predictor, inputs: np.ndarray, labels: np.ndarray, zoom_factors: list[float]) -> dict:
     """The card's ``test_time_views`` entry: Platt scaling of the views' mean logit on ``inputs`` (validation)."""
     uncalibrated = {"zoom_factors": zoom_factors, "calibration": {"slope": 1.0, "intercept": 0.0}}
     predictor.test_time_views = uncalibrated
-    probabilities = np.clip(predictor.probabilities(inputs), 1e-7, 1 - 1e-7)
-    mean_logit = np.log(probabilities / (1 - probabilities))
-    regression = LogisticRegression(C=1e6).fit(mean_logit[:, None], labels)
+    slope, intercept = fit_platt(predictor.probabilities(inputs), labels)  # sigmoid of the mean logit, uncalibrated
     return {"zoom_factors": zoom_factors, "combine": "mean of the views' logits, then Platt scaling",
-            "calibration": {"slope": float(regression.coef_[0, 0]), "intercept": float(regression.intercept_[0])},
-            "chosen_on": "validation split"}
+            "calibration": {"slope": slope, "intercept": intercept}, "chosen_on": "validation split"}
 
 
 def main(argv: list[str] | None = None) -> int:
