@@ -17,15 +17,13 @@ model folder that lacks it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from fracture_model import native_stderr
 from fracture_model.model_card import LITE_FILE, MODEL_FILE, read_card, write_card
 
 RUNTIME = "LiteRT (ai-edge-litert), XNNPACK, float32"
@@ -48,7 +46,7 @@ class LiteForward:
         signature = self._interpreter.get_signature_list()["serving_default"]
         self._input = next(iter(signature["inputs"]))
         self._lock = threading.Lock()
-        with _native_stderr_silenced():  # the first run prints "INFO: Created ... XNNPACK delegate" on stderr
+        with native_stderr.silenced():  # the first run prints "INFO: Created ... XNNPACK delegate" on stderr
             self._run(**{self._input: np.zeros(self._interpreter.get_input_details()[0]["shape"], np.float32)})
 
     def __call__(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,25 +60,6 @@ class LiteForward:
         if not probabilities:
             return np.zeros((0, 1), np.float32), np.zeros((0, 0), np.float32)
         return np.stack(probabilities), np.concatenate(features)
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send what native code writes to stderr (file descriptor 2) to /dev/null for a moment.
-
-    LiteRT prints an INFO line on its first run whatever TF_CPP_MIN_LOG_LEVEL says, which would land among
-    the predict command's sentences about unreadable files. Only around that first run, at load (before a
-    server takes requests): another thread's stderr output in those milliseconds would be lost too.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def export(model, path: Path | str) -> None:

@@ -21,13 +21,12 @@ date there; ``--progress always`` writes it as one line per batch to any standar
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from fracture_model import native_stderr
 from fracture_model.model_card import DEFAULT_MODEL_DIR
 
 FEW_FILES = 8
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported here so that --help answers at once, without loading TensorFlow.
     from fracture_model.imaging import InputError, looks_like_radiograph, read_radiograph
 
-    with _native_stderr_silenced():
+    with native_stderr.silenced():
         from fracture_model.predictor import Predictor
 
     predictor = Predictor.load(args.model_dir)
@@ -137,22 +136,6 @@ class _Progress:
         if self._pending_line:
             sys.stderr.write("\n")
             self._pending_line = False
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Hide what native code writes to file descriptor 2 (TensorFlow's start-up notices), so that
-    standard error holds only the sentences about the files. Python exceptions still show: they
-    are printed after the descriptor is restored."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _sentence(error: Exception) -> str:
