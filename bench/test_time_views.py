@@ -3,11 +3,11 @@
     python bench/test_time_views.py --data ../shared/datasets/fracatlas
 
 Each radiograph's network input is also scored flipped, rotated, or shrunk into the middle of the
-black square (``zoom 0.7``: the image at 70% of its side, as if taken from further away), and the
-logits of the views are averaged. Printed for each combination: ROC AUC on the validation split and on
-its shifted copy (``shifts.py``'s mix, as training uses to choose an epoch), and their mean. Each view
-costs one more forward pass per radiograph (about 30 ms here). Scores through the LiteRT copy of the
-shipped model. About 5 minutes on 2 cores. The test split is not read.
+black square (``zoom 0.7``: ``preprocess.zoomed_out``, the image at 70% of its side, as if taken from
+further away), and the logits of the views are averaged. Printed for each combination: ROC AUC on the
+validation split and on its shifted copy (``shifts.py``'s mix, as training uses to choose an epoch),
+and their mean. Each view costs one more forward pass per radiograph (about 30 ms here). Scores
+through the LiteRT copy of the shipped model. About 5 minutes on 2 cores. The test split is not read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -28,19 +27,9 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from fracture_model import data, localisation  # noqa: E402
 from fracture_model.model_card import SPLIT_FILE, read_card  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
+from fracture_model.preprocess import zoomed_out  # noqa: E402
 
 SEED = 20261127  # the shifted copy's seed in training
-
-
-def zoomed_out(network_input: np.ndarray, factor: float) -> np.ndarray:
-    """The input (size, size, 1) shrunk to ``factor`` of its side, in the middle of a black square."""
-    side = network_input.shape[0]
-    small_side = int(round(side * factor))
-    small = cv2.resize(network_input[..., 0], (small_side, small_side), interpolation=cv2.INTER_AREA)
-    out = np.zeros_like(network_input)
-    offset = (side - small_side) // 2
-    out[offset:offset + small_side, offset:offset + small_side, 0] = small
-    return out
 
 
 VIEWS = {
@@ -50,8 +39,8 @@ VIEWS = {
     "rotated 90": lambda x: np.rot90(x, 1),
     "rotated 180": lambda x: np.rot90(x, 2),
     "rotated 270": lambda x: np.rot90(x, 3),
-    "zoom 0.7": lambda x: zoomed_out(x, 0.7),
-    "zoom 0.5": lambda x: zoomed_out(x, 0.5),
+    "zoom 0.7": lambda x: zoomed_out(x[np.newaxis], 0.7)[0],
+    "zoom 0.5": lambda x: zoomed_out(x[np.newaxis], 0.5)[0],
 }
 COMBINATIONS = [
     ["whole"],

@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     card = read_card(args.model_dir)
-    card.pop("test_time_views", None)
     predictor = Predictor.load(args.model_dir)
     predictor.test_time_views = None
     split = pd.read_csv(args.model_dir / SPLIT_FILE)
