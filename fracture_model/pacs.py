@@ -745,9 +745,9 @@ def _find(client, args) -> int:
 @functools.lru_cache(maxsize=1)
 def _load_model(model_dir: str | None):
     """The predictor and its explainer (kept for the next `main` call in the same process)."""
-    from fracture_model.predict import _native_stderr_silenced
+    from fracture_model import native_stderr
 
-    with _native_stderr_silenced():  # TensorFlow's start-up notices are not problems with the studies
+    with native_stderr.silenced():  # TensorFlow's start-up notices are not problems with the studies
         from fracture_model.explain import Explainer
         from fracture_model.model_card import DEFAULT_MODEL_DIR
         from fracture_model.predictor import Predictor
