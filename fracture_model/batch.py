@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import math
 import os
 import secrets
@@ -42,7 +41,8 @@ import pyarrow as pa
 import pyarrow.dataset
 import pyarrow.parquet as pq
 
-from fracture_model.model_card import DEFAULT_MODEL_DIR, MODEL_FILE, read_card
+from fracture_model import model_card
+from fracture_model.model_card import DEFAULT_MODEL_DIR, read_card
 from fracture_model.predict import _sentence, iter_files
 
 DEFAULT_BATCH_SIZE = 16  # as Predictor.predict_many; one Parquet part per batch
@@ -96,11 +96,8 @@ def list_sources(sources: Iterable[str]) -> list[str]:
 
 
 def model_version(model_dir: Path | str) -> str:
-    """The version `Predictor.model_version` will report (first 12 hex digits of the model file's SHA-256),
-    computed without loading TensorFlow."""
-    card = read_card(model_dir)
-    with open(Path(model_dir) / card.get("model_file", MODEL_FILE), "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()[:12]
+    """The version `Predictor.model_version` will report (``model_card.model_sha256``), without TensorFlow."""
+    return model_card.model_sha256(model_dir)[:12]
 
 
 def _is_bookkeeping(name: str) -> bool:

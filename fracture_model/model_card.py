@@ -7,6 +7,7 @@ never hard-codes them. The names of the model's artifacts live here too, so that
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -24,6 +25,9 @@ PREDICTIONS_FILE = "predictions.csv"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "model"
 
 REQUIRED_FIELDS = ("input_size", "preprocessing", "output", "operating_threshold", "positive_class")
+SCORING_FIELDS = ("input_size", "preprocessing", "operating_threshold", "test_time_views", "out_of_distribution")
+"""The card's entries that change a probability, a decision or the out-of-distribution note: with the model
+file's bytes they make the model's version (``model_sha256``)."""
 
 
 def read_card(model_dir: Path | str = DEFAULT_MODEL_DIR) -> dict:
@@ -37,3 +41,15 @@ def read_card(model_dir: Path | str = DEFAULT_MODEL_DIR) -> dict:
 def write_card(model_dir: Path | str, card: dict) -> None:
     path = Path(model_dir) / CARD_FILE
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+
+
+def model_sha256(model_dir: Path | str = DEFAULT_MODEL_DIR) -> str:
+    """The model's version wherever a result is reported or kept (reports, CSVs, PACS results, verdicts,
+    archive runs), computed without TensorFlow: SHA-256 of the model file's bytes followed by the card's
+    ``SCORING_FIELDS`` as canonical JSON. A new threshold or new test-time views (``fracture_model.views``)
+    change a model's answers without touching its file, so they make a new version too."""
+    card = read_card(model_dir)
+    with open(Path(model_dir) / card.get("model_file", MODEL_FILE), "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+    digest.update(json.dumps({field: card.get(field) for field in SCORING_FIELDS}, sort_keys=True).encode())
+    return digest.hexdigest()

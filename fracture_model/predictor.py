@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from fracture_model import model_card  # noqa: E402
 from fracture_model.model_card import DEFAULT_MODEL_DIR, MODEL_FILE, read_card  # noqa: E402
 from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, POOLED_FEATURES_LAYER, DistanceModel  # noqa: E402
 from fracture_model.preprocess import PREPROCESSING_NAME, preprocess, zoomed_out  # noqa: E402
@@ -54,10 +55,11 @@ def file_sha256(path: Path | str) -> str:
 class Predictor:
     """The model, its card, its out-of-distribution check, and a fast forward pass.
 
-    ``model_sha256`` (the model file's SHA-256) identifies the model version everywhere a result is
-    reported; ``model_version`` is its first 12 characters. ``forward`` scores a batch of network inputs,
-    returning P(fractured) and the pooled features: by default the model's compiled TensorFlow graph;
-    ``load`` uses the model folder's LiteRT copy where the card names one (``fracture_model.lite``).
+    ``model_sha256`` (``model_card.model_sha256``: the model file and the card's scoring entries) identifies
+    the model version everywhere a result is reported; ``model_version`` is its first 12 characters.
+    ``forward`` scores a batch of network inputs, returning P(fractured) and the pooled features: by default
+    the model's compiled TensorFlow graph; ``load`` uses the model folder's LiteRT copy where the card names
+    one (``fracture_model.lite``).
     """
 
     def __init__(self, model: keras.Model, card: dict, *, distance_model: DistanceModel | None = None,
@@ -86,17 +88,17 @@ class Predictor:
         model = keras.saving.load_model(model_path, compile=False)
         ood = card.get("out_of_distribution") or {}
         distance_model = DistanceModel.load(Path(model_dir) / ood["file"]) if ood.get("file") else None
-        model_sha256 = file_sha256(model_path)
         forward = None
         if fast := card.get("fast_forward"):
-            if fast["converted_from_sha256"] != model_sha256:
+            if fast["converted_from_sha256"] != file_sha256(model_path):
                 raise ValueError(f"{fast['file']} in {model_dir} was converted from another model file than "
                                  f"{model_path.name}; convert it again: python -m fracture_model.lite --model-dir "
                                  f"{model_dir}")
             from fracture_model.lite import LiteForward
 
             forward = LiteForward(Path(model_dir) / fast["file"])
-        return cls(model, card, distance_model=distance_model, model_sha256=model_sha256, forward=forward)
+        return cls(model, card, distance_model=distance_model, model_sha256=model_card.model_sha256(model_dir),
+                   forward=forward)
 
     @property
     def model_version(self) -> str:

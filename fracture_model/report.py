@@ -138,7 +138,7 @@ def case_report_pdf(report: CaseReport) -> bytes:
     pdf.set_font("Helvetica", "", 10)
     code_version = (card.get("training") or {}).get("code_version", "not recorded")
     pdf.multi_cell(width, 5, _latin1(
-        f"{card.get('name', 'unnamed model')}; model file SHA-256 {report.model_sha256[:12]}; "
+        f"{card.get('name', 'unnamed model')}; model version {report.model_sha256[:12]}; "
         f"code version {code_version}; input {card.get('input_size', '?')} px."), new_x="LMARGIN", new_y="NEXT")
 
     pdf.set_y(-32)

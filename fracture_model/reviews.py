@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import os
 import sqlite3
@@ -82,12 +81,6 @@ def database_path(configured: str | None = None, environ: Mapping[str, str] | No
             f"The verdict database must not be inside the repository ({path}); set {ENVIRONMENT_VARIABLE} "
             "to a path outside it.")
     return resolved
-
-
-def model_file_sha256(path: Path | str) -> str:
-    """SHA-256 of the model file (the same value as ``Predictor.model_sha256``), without loading TensorFlow."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _clean_text(text: str, limit: int, what: str, *, multiline: bool) -> str:

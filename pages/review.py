@@ -2,7 +2,8 @@
 they agree with the model's call, with a short comment, under the name they type.
 
 Verdicts go to the SQLite database of ``fracture_model.reviews`` (see SECURITY.md for what is stored and
-where), tagged with the model file's SHA-256: a new model starts a fresh review. The model is not loaded.
+where), tagged with the model version (``model_card.model_sha256``: the model file and its card's threshold
+and views): a new model or operating point starts a fresh review. The model is not loaded.
 """
 
 from __future__ import annotations

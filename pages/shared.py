@@ -18,6 +18,7 @@ import streamlit as st
 
 from fracture_model.localisation import POINTING_TOLERANCE_PX
 from fracture_model.model_card import (
+    CARD_FILE,
     DEFAULT_MODEL_DIR,
     EVALUATION_DIR,
     METRICS_FILE,
@@ -241,14 +242,14 @@ def review_store():
 
 
 @st.cache_data(show_spinner=False)
-def _file_sha256(path: str, size: int, modified: float) -> str:
-    from fracture_model.reviews import model_file_sha256
+def _model_sha256(model_dir: str, versions: tuple) -> str:
+    from fracture_model.model_card import model_sha256
 
-    return model_file_sha256(path)
+    return model_sha256(model_dir)
 
 
 def shipped_model_sha256() -> str:
-    """SHA-256 of the shipped model file (``Predictor.model_sha256``), hashed once per file version, no TensorFlow."""
-    path = MODEL_DIR / MODEL_FILE
-    status = path.stat()
-    return _file_sha256(str(path), status.st_size, status.st_mtime)
+    """The shipped model's version (``Predictor.model_sha256``: its file and its card's scoring entries), hashed
+    once per version of the two files, without TensorFlow."""
+    files = [MODEL_DIR / MODEL_FILE, MODEL_DIR / CARD_FILE]
+    return _model_sha256(str(MODEL_DIR), tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in files))

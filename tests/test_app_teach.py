@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fracture_model import quiz
-from fracture_model.model_card import EVALUATION_DIR, read_card
-from fracture_model.reviews import ENVIRONMENT_VARIABLE, model_file_sha256
+from fracture_model.model_card import EVALUATION_DIR, model_sha256, read_card
+from fracture_model.reviews import ENVIRONMENT_VARIABLE
 from tests.conftest import MODEL_DIR, REPO
 
 TIMEOUT = 120
@@ -136,7 +136,7 @@ def test_a_reviewer_records_a_verdict_under_the_model_version(stored, verdict_db
     at.button[0].click().run()  # the form's submit button
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert [s.value for s in at.success] == [f"Verdict on {image_id} recorded."]
-    assert _verdict_rows(verdict_db) == [(model_file_sha256(MODEL_DIR / "fracture_cnn.keras"), image_id,
+    assert _verdict_rows(verdict_db) == [(model_sha256(MODEL_DIR), image_id,
                                           "Dr <b>Ada</b>", "no", "unsure",
                                           "**peak** on the <script>alert(1)</script> plate")]
     assert all("<script>" not in markdown.value for markdown in at.markdown)  # shown in a table, as text
@@ -158,7 +158,7 @@ def test_the_evaluation_page_shows_the_reviewers_figures(stored, verdict_db):
     from fracture_model.reviews import ReviewStore, Verdict
 
     store = ReviewStore(verdict_db)
-    sha = model_file_sha256(MODEL_DIR / "fracture_cnn.keras")
+    sha = model_sha256(MODEL_DIR)
     fractured = [case for case in stored[0] if case.fractured][:4]
     normal = next(case for case in stored[0] if not case.fractured)
     for number, case in enumerate(fractured):

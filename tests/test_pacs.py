@@ -19,8 +19,7 @@ import pydicom
 import pytest
 
 from fracture_model import pacs
-from fracture_model.model_card import read_card
-from fracture_model.predictor import file_sha256
+from fracture_model.model_card import model_sha256, read_card
 from tests.conftest import MODEL_DIR, REPO
 from tests.orthanc import (
     OTHER_IDENTIFIERS,
@@ -134,7 +133,7 @@ def test_the_report_holds_each_images_reading_with_the_model_and_a_reference(res
     report, _ = results
     full, _ = studies
     card = read_card(MODEL_DIR)
-    version = file_sha256(MODEL_DIR / card.get("model_file", "fracture_cnn.keras"))[:12]
+    version = model_sha256(MODEL_DIR)[:12]
     readings = {reading.sop_instance_uid: reading for reading in pacs.read_report(report)}
     assert sorted(readings) == full.images
     for row in rows(first_run[0].stdout):

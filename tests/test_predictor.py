@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from fracture_model import ood
-from fracture_model.model_card import CARD_FILE, MODEL_FILE
+from fracture_model.model_card import CARD_FILE, MODEL_FILE, model_sha256
 from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, DistanceModel
 from fracture_model.predictor import Prediction, Predictor, file_sha256
 from fracture_model.preprocess import PREPROCESSING_NAME, preprocess
@@ -130,7 +130,7 @@ def test_load_reads_card_model_and_distance_check(model, tmp_path):
     (tmp_path / CARD_FILE).write_text(json.dumps(card))
     loaded = Predictor.load(tmp_path)
     assert loaded.operating_threshold == 0.61
-    assert loaded.model_sha256 == hashlib.sha256((tmp_path / "renamed.keras").read_bytes()).hexdigest()
+    assert loaded.model_sha256 == model_sha256(tmp_path)
     assert loaded.model_version == loaded.model_sha256[:12]
     assert loaded.distance_model is not None and loaded.distance_model.threshold == 0.25
     pixels = _images(1)[0]
@@ -140,6 +140,25 @@ def test_load_reads_card_model_and_distance_check(model, tmp_path):
     (tmp_path / CARD_FILE).write_text(json.dumps(_card(model_file="renamed.keras")))
     without = Predictor.load(tmp_path)
     assert without.distance_model is None and without.predict(pixels).in_distribution is None
+
+
+def test_the_version_changes_with_the_model_file_and_the_cards_scoring_entries_only(tmp_path):
+    (tmp_path / MODEL_FILE).write_bytes(b"weights")
+    card = _card(out_of_distribution={"file": "ood.npz", "threshold": 24.0})
+
+    def version(**changes: object) -> str:
+        (tmp_path / CARD_FILE).write_text(json.dumps({**card, **changes}))
+        return model_sha256(tmp_path)
+
+    first = version()
+    assert len(first) == 64 and first == version()  # deterministic
+    assert version(intended_use="teaching", validation={"roc_auc": 0.9}) == first  # words and figures: same answers
+    views = {"zoom_factors": [0.7], "calibration": {"slope": 1.2, "intercept": 0.8}}
+    others = [version(operating_threshold=0.19), version(test_time_views=views), version(input_size=512),
+              version(out_of_distribution={"file": "ood.npz", "threshold": 30.0})]
+    (tmp_path / MODEL_FILE).write_bytes(b"other weights")
+    others.append(version())
+    assert len({first, *others}) == 1 + len(others)  # each changes the version
 
 
 def test_file_sha256_of_a_file_larger_than_one_read(tmp_path):

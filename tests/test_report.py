@@ -47,7 +47,7 @@ def test_report_states_the_result_the_threshold_the_method_and_the_model():
     assert "Operating threshold 0.122" in text and "Youden's J" in text and "validation split" in text
     assert "Heatmap method: Grad-CAM" in text and "76%" in text
     assert CARD["name"] in text
-    assert "SHA-256 ab12cd34ef56" in text and SHA256[:13] not in text  # the first 12 characters only
+    assert "model version ab12cd34ef56" in text and SHA256[:13] not in text  # the first 12 characters only
     assert f"code version {CARD['training']['code_version']}" in text
     assert "2026-11-29 21:05 UTC" in text
     assert " ".join(DISCLAIMER.split()) in text

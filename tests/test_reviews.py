@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from fracture_model import reviews
 from fracture_model.reviews import MAX_COMMENT, ReviewStore, ReviewStoreError, Verdict
-from tests.conftest import MODEL_DIR, REPO
+from tests.conftest import REPO
 
 MODEL_A = "a" * 64
 MODEL_B = "b" * 64
@@ -177,7 +176,3 @@ def test_an_unusable_path_gets_a_sentence(tmp_path):
     with pytest.raises(ReviewStoreError, match="cannot be opened"):
         ReviewStore(blocker / "reviews.sqlite3")
 
-
-def test_model_hash_is_the_predictor_s():
-    model = MODEL_DIR / "fracture_cnn.keras"
-    assert reviews.model_file_sha256(model) == hashlib.sha256(model.read_bytes()).hexdigest()
