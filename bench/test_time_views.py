@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     predictor = Predictor.load(args.model_dir)
+    predictor.test_time_views = None  # each view scored alone: the card's own views would hide inside "whole"
     size = int(read_card(args.model_dir)["input_size"])
     split = pd.read_csv(args.model_dir / SPLIT_FILE)
     validation = split[split["split"] == "validation"]
