@@ -344,6 +344,14 @@ st.markdown(
     f"choosing the threshold. Operating threshold **{threshold:.3f}** "
     f"({card.get('operating_threshold_rule', '')}, chosen on validation)."
 )
+views = card.get("test_time_views")
+if views:
+    shrunk = ", ".join(f"{factor:.0%}" for factor in views["zoom_factors"])
+    st.caption(
+        f"Each probability averages the network's answers on the radiograph and on the radiograph shrunk to {shrunk} "
+        "of its side in the middle of the square (test-time views, chosen and calibrated on validation); the "
+        "heatmaps explain the whole radiograph alone."
+    )
 
 low, high = results["roc_auc_ci95"]
 headline = st.columns(3)

@@ -111,6 +111,22 @@ def test_localisation_section_says_when_the_model_was_trained_on_boxes(evaluated
         st.cache_data.clear()
 
 
+def test_page_says_when_probabilities_average_test_time_views(page, evaluated_model_dir, tmp_path, monkeypatch):
+    assert "test-time views" not in _texts(page)  # this card has none
+    folder = tmp_path / "model"
+    shutil.copytree(evaluated_model_dir, folder)
+    card = json.loads((folder / CARD_FILE).read_text())
+    card["test_time_views"] = {"zoom_factors": [0.7], "calibration": {"slope": 1.0, "intercept": 0.0}}
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    try:
+        at = _page(folder, monkeypatch)
+        assert not at.exception
+        texts = _texts(at)
+        assert "shrunk to 70% of its side" in texts and "heatmaps explain the whole radiograph alone" in texts
+    finally:
+        st.cache_data.clear()
+
+
 def test_case_browser_filters(page, evaluated_model_dir):
     predictions = pd.read_csv(evaluated_model_dir / "evaluation" / "predictions.csv", keep_default_na=False)
     assert len(page.image) >= 12  # a full first page of cases
