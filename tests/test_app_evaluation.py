@@ -96,35 +96,31 @@ def test_localisation_section_states_tolerance_figures_and_sanity(page, evaluate
     assert dict(zip(sanity["method"], sanity["result"], strict=True)) == expected
 
 
-def test_localisation_section_says_when_the_model_was_trained_on_boxes(evaluated_model_dir, tmp_path, monkeypatch):
+def _texts_with_card(model_dir, tmp_path, monkeypatch, **changes) -> str:
+    """The page's texts for a copy of ``model_dir`` whose card has ``changes``."""
     folder = tmp_path / "model"
-    shutil.copytree(evaluated_model_dir, folder)
+    shutil.copytree(model_dir, folder)
     card = json.loads((folder / CARD_FILE).read_text())
-    card["box_supervision"] = {"weight": 1.0, "loss": "pointing loss", "validation_cell_pointing": 0.5}
-    (folder / CARD_FILE).write_text(json.dumps(card))
+    (folder / CARD_FILE).write_text(json.dumps({**card, **changes}))
     try:
         at = _page(folder, monkeypatch)
         assert not at.exception
-        texts = _texts(at)
-        assert "taught where to look" in texts and "test boxes measured here were never seen" in texts
+        return _texts(at)
     finally:
         st.cache_data.clear()
+
+
+def test_localisation_section_says_when_the_model_was_trained_on_boxes(evaluated_model_dir, tmp_path, monkeypatch):
+    texts = _texts_with_card(evaluated_model_dir, tmp_path, monkeypatch, box_supervision={
+        "weight": 1.0, "loss": "pointing loss", "validation_cell_pointing": 0.5})
+    assert "taught where to look" in texts and "test boxes measured here were never seen" in texts
 
 
 def test_page_says_when_probabilities_average_test_time_views(page, evaluated_model_dir, tmp_path, monkeypatch):
     assert "test-time views" not in _texts(page)  # this card has none
-    folder = tmp_path / "model"
-    shutil.copytree(evaluated_model_dir, folder)
-    card = json.loads((folder / CARD_FILE).read_text())
-    card["test_time_views"] = {"zoom_factors": [0.7], "calibration": {"slope": 1.0, "intercept": 0.0}}
-    (folder / CARD_FILE).write_text(json.dumps(card))
-    try:
-        at = _page(folder, monkeypatch)
-        assert not at.exception
-        texts = _texts(at)
-        assert "shrunk to 70% of its side" in texts and "heatmaps explain the whole radiograph alone" in texts
-    finally:
-        st.cache_data.clear()
+    texts = _texts_with_card(evaluated_model_dir, tmp_path, monkeypatch, test_time_views={
+        "zoom_factors": [0.7], "calibration": {"slope": 1.0, "intercept": 0.0}})
+    assert "shrunk to 70% of its side" in texts and "heatmaps explain the whole radiograph alone" in texts
 
 
 def test_case_browser_filters(page, evaluated_model_dir):
