@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from fracture_model import native_stderr
-from fracture_model.model_card import LITE_FILE, MODEL_FILE, read_card, write_card
+from fracture_model.model_card import LITE_FILE, MODEL_FILE, file_sha256, read_card, write_card
 
 RUNTIME = "LiteRT (ai-edge-litert), XNNPACK, float32"
 PROBABILITY_OUTPUT, FEATURES_OUTPUT = "output_0", "output_1"
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import keras
 
-    from fracture_model.predictor import file_sha256, with_pooled_features
+    from fracture_model.predictor import with_pooled_features
 
     card = read_card(args.model_dir)
     model_path = args.model_dir / card.get("model_file", MODEL_FILE)

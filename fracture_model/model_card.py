@@ -43,13 +43,28 @@ def write_card(model_dir: Path | str, card: dict) -> None:
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
 
 
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    return _file_digest(path).hexdigest()
+
+
+def model_hashes(model_dir: Path | str = DEFAULT_MODEL_DIR, card: dict | None = None) -> tuple[str, str]:
+    """(the model file's own SHA-256, ``model_sha256``) from one read of the model file."""
+    card = read_card(model_dir) if card is None else card
+    digest = _file_digest(Path(model_dir) / card.get("model_file", MODEL_FILE))
+    version = digest.copy()
+    version.update(json.dumps({field: card.get(field) for field in SCORING_FIELDS}, sort_keys=True).encode())
+    return digest.hexdigest(), version.hexdigest()
+
+
 def model_sha256(model_dir: Path | str = DEFAULT_MODEL_DIR) -> str:
     """The model's version wherever a result is reported or kept (reports, CSVs, PACS results, verdicts,
     archive runs), computed without TensorFlow: SHA-256 of the model file's bytes followed by the card's
     ``SCORING_FIELDS`` as canonical JSON. A new threshold or new test-time views (``fracture_model.views``)
     change a model's answers without touching its file, so they make a new version too."""
-    card = read_card(model_dir)
-    with open(Path(model_dir) / card.get("model_file", MODEL_FILE), "rb") as handle:
-        digest = hashlib.file_digest(handle, "sha256")
-    digest.update(json.dumps({field: card.get(field) for field in SCORING_FIELDS}, sort_keys=True).encode())
-    return digest.hexdigest()
+    return model_hashes(model_dir)[1]
+
+
+def _file_digest(path: Path | str):
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,14 +43,6 @@ class Prediction:
         return OUT_OF_DISTRIBUTION_NOTE if self.in_distribution is False else None
 
 
-def file_sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 class Predictor:
     """The model, its card, its out-of-distribution check, and a fast forward pass.
 
@@ -88,17 +79,17 @@ class Predictor:
         model = keras.saving.load_model(model_path, compile=False)
         ood = card.get("out_of_distribution") or {}
         distance_model = DistanceModel.load(Path(model_dir) / ood["file"]) if ood.get("file") else None
+        file_sha256, version = model_card.model_hashes(model_dir, card)
         forward = None
         if fast := card.get("fast_forward"):
-            if fast["converted_from_sha256"] != file_sha256(model_path):
+            if fast["converted_from_sha256"] != file_sha256:
                 raise ValueError(f"{fast['file']} in {model_dir} was converted from another model file than "
                                  f"{model_path.name}; convert it again: python -m fracture_model.lite --model-dir "
                                  f"{model_dir}")
             from fracture_model.lite import LiteForward
 
             forward = LiteForward(Path(model_dir) / fast["file"])
-        return cls(model, card, distance_model=distance_model, model_sha256=model_card.model_sha256(model_dir),
-                   forward=forward)
+        return cls(model, card, distance_model=distance_model, model_sha256=version, forward=forward)
 
     @property
     def model_version(self) -> str:

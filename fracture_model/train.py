@@ -31,8 +31,8 @@ from sklearn.metrics import roc_auc_score
 
 from fracture_model import data, lite, localisation, network, ood
 from fracture_model.metrics import choose_threshold
-from fracture_model.model_card import CARD_FILE, LITE_FILE, MODEL_FILE, SPLIT_FILE, write_card
-from fracture_model.predictor import file_sha256, logit, with_pooled_features
+from fracture_model.model_card import CARD_FILE, LITE_FILE, MODEL_FILE, SPLIT_FILE, file_sha256, write_card
+from fracture_model.predictor import logit, with_pooled_features
 from fracture_model.preprocess import PREPROCESSING_NAME
 
 REPO = Path(__file__).resolve().parents[1]

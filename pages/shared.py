@@ -252,4 +252,4 @@ def shipped_model_sha256() -> str:
     """The shipped model's version (``Predictor.model_sha256``: its file and its card's scoring entries), hashed
     once per version of the two files, without TensorFlow."""
     files = [MODEL_DIR / MODEL_FILE, MODEL_DIR / CARD_FILE]
-    return _model_sha256(str(MODEL_DIR), tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in files))
+    return _model_sha256(str(MODEL_DIR), tuple((stat.st_size, stat.st_mtime_ns) for stat in map(Path.stat, files)))

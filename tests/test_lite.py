@@ -10,8 +10,8 @@ import pytest
 
 from fracture_model import lite
 from fracture_model.imaging import read_radiograph
-from fracture_model.model_card import CARD_FILE, LITE_FILE, MODEL_FILE
-from fracture_model.predictor import Predictor, file_sha256, with_pooled_features
+from fracture_model.model_card import CARD_FILE, LITE_FILE, MODEL_FILE, file_sha256
+from fracture_model.predictor import Predictor, with_pooled_features
 from fracture_model.preprocess import PREPROCESSING_NAME
 from tests.conftest import MODEL_DIR
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from fracture_model import ood
-from fracture_model.model_card import CARD_FILE, MODEL_FILE, model_sha256
+from fracture_model.model_card import CARD_FILE, MODEL_FILE, file_sha256, model_hashes, model_sha256
 from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, DistanceModel
-from fracture_model.predictor import Prediction, Predictor, file_sha256
+from fracture_model.predictor import Prediction, Predictor
 from fracture_model.preprocess import PREPROCESSING_NAME, preprocess
 
 SIZE = 32
@@ -159,6 +159,8 @@ def test_the_version_changes_with_the_model_file_and_the_cards_scoring_entries_o
     (tmp_path / MODEL_FILE).write_bytes(b"other weights")
     others.append(version())
     assert len({first, *others}) == 1 + len(others)  # each changes the version
+    # one read of the model file gives the file's own SHA-256 (the LiteRT copy's check) and the version
+    assert model_hashes(tmp_path) == (hashlib.sha256(b"other weights").hexdigest(), others[-1])
 
 
 def test_file_sha256_of_a_file_larger_than_one_read(tmp_path):

@@ -8,9 +8,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from fracture_model import evaluate, predict, train, views
-from fracture_model.model_card import read_card
 from fracture_model.metrics import choose_threshold
-from fracture_model.predictor import Predictor, file_sha256
+from fracture_model.model_card import file_sha256, read_card
+from fracture_model.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
