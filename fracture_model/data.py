@@ -257,7 +257,12 @@ def _close_up_centre(plane: np.ndarray, mask: np.ndarray | None, label: int, sid
     return (float(np.clip(columns[pick] + 0.5, half, size - half)), float(np.clip(rows[pick] + 0.5, half, size - half)))
 
 
-def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None, label: int = 0):
+ROBUST_LEVERS = ("scale", "rotation", "appearance", "overlays")
+"""The robust recipe's levers, each of which can be trained alone (``python -m fracture_model.train --levers``)."""
+
+
+def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None, label: int = 0,
+                   levers: tuple[str, ...] = ROBUST_LEVERS):
     """Augmentation towards radiographs from other sources, for one preprocessed image (float32, (size, size, 1)).
 
     Geometry, one affine map: in half the images a close-up crop zooming 1x to 6x (log-uniform), centred
@@ -271,24 +276,34 @@ def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray
 
     With ``mask`` (the pixels near the fracture boxes), returns ``(image, mask)`` with the mask moved
     by the same geometry.
+
+    ``levers`` (``ROBUST_LEVERS``, all by default) switches the recipe's parts, to measure each alone:
+    ``scale`` the close-ups; ``rotation`` any angle and the vertical flip; ``appearance`` the strong curves,
+    local contrast, inversion, down-scaling, blur, noise and JPEG; ``overlays`` the marks. A lever that is
+    off leaves the first recipe's (``augment``) mild version of its part: zoom 0.85-1.15 and shift, rotation
+    within 15 degrees, gamma 0.8-1.25, contrast 0.85-1.15 and exposure within 0.08, no marks. With no lever
+    this is the first recipe; the horizontal flip is always on.
     """
     import cv2
 
     from fracture_model import overlays
 
+    unknown = sorted(set(levers) - set(ROBUST_LEVERS))
+    if unknown:
+        raise ValueError(f"unknown levers {unknown}; the robust recipe's levers are {list(ROBUST_LEVERS)}")
     size = image.shape[0]
     plane = np.ascontiguousarray(image[..., 0], dtype=np.float32)
     content = _content_mask(plane)
     centre, zoom = None, 1.0
-    if rng.random() < 0.5:
+    if "scale" in levers and rng.random() < 0.5:
         zoom = float(np.exp(rng.uniform(0.0, np.log(ROBUST_MAX_ZOOM))))
         centre = _close_up_centre(plane, mask, label, size / zoom, rng)
     if centre is None:
         zoom = rng.uniform(0.85, 1.15)
         centre = tuple(size / 2 + rng.uniform(-0.08, 0.08, size=2) * size)
-    angle = rng.uniform(0.0, 360.0) if rng.random() < 0.5 else rng.uniform(-15.0, 15.0)
+    angle = rng.uniform(0.0, 360.0) if "rotation" in levers and rng.random() < 0.5 else rng.uniform(-15.0, 15.0)
     flip_x = -1.0 if rng.random() < 0.5 else 1.0
-    flip_y = -1.0 if rng.random() < 0.2 else 1.0
+    flip_y = -1.0 if "rotation" in levers and rng.random() < 0.2 else 1.0
     theta = np.deg2rad(angle)
     linear = zoom * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.diag([flip_x, flip_y])
     matrix = np.hstack([linear, (np.array([size / 2, size / 2]) - linear @ np.asarray(centre))[:, None]])
@@ -299,26 +314,29 @@ def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray
     plane = np.clip(warp(plane, cv2.INTER_LINEAR), 0.0, 1.0)
     content = warp(content, cv2.INTER_NEAREST).astype(bool)
 
-    plane = plane ** rng.uniform(0.6, 1.7)
-    plane = np.clip((plane - 0.5) * rng.uniform(0.7, 1.3) + 0.5 + rng.uniform(-0.1, 0.1), 0.0, 1.0)
-    if rng.random() < 0.15:
+    strong = "appearance" in levers
+    plane = plane ** (rng.uniform(0.6, 1.7) if strong else rng.uniform(0.8, 1.25))
+    contrast, exposure = (rng.uniform(0.7, 1.3), rng.uniform(-0.1, 0.1)) if strong else (
+        rng.uniform(0.85, 1.15), rng.uniform(-0.08, 0.08))
+    plane = np.clip((plane - 0.5) * contrast + 0.5 + exposure, 0.0, 1.0)
+    if strong and rng.random() < 0.15:
         clahe = cv2.createCLAHE(clipLimit=rng.uniform(1.0, 3.0), tileGridSize=(8, 8))
         plane = clahe.apply(np.round(plane * 255).astype(np.uint8)).astype(np.float32) / 255.0
-    if rng.random() < 0.08:
+    if strong and rng.random() < 0.08:
         plane = np.where(content, 1.0 - plane, plane)
     plane = plane.astype(np.float32) * content  # outside the radiograph stays black, as the letterbox makes it
-    if rng.random() < 0.5:
+    if "overlays" in levers and rng.random() < 0.5:
         for kind in rng.choice(overlays.KINDS, size=rng.integers(1, 5)):
             overlays.draw(plane, rng, str(kind), "training")
-    if rng.random() < 0.3:
+    if strong and rng.random() < 0.3:
         small = int(rng.uniform(128, 256))
         plane = cv2.resize(cv2.resize(plane, (small, small), interpolation=cv2.INTER_AREA), (size, size),
                            interpolation=cv2.INTER_LINEAR)
-    if rng.random() < 0.2:
+    if strong and rng.random() < 0.2:
         plane = cv2.GaussianBlur(plane, (0, 0), rng.uniform(0.3, 1.2))
-    if rng.random() < 0.3:
+    if strong and rng.random() < 0.3:
         plane = plane + rng.normal(0.0, rng.uniform(0.005, 0.03), plane.shape).astype(np.float32)
-    if rng.random() < 0.3:
+    if strong and rng.random() < 0.3:
         encoded = cv2.imencode(".jpg", np.round(np.clip(plane, 0, 1) * 255).astype(np.uint8),
                                [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(30, 90))])[1]
         plane = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
@@ -354,6 +372,7 @@ class RadiographBatches(keras.utils.PyDataset):
         cells: int = 0,
         class_weight: dict[int, float] | None = None,
         augmentation: str = "anatomy",
+        levers: tuple[str, ...] = ROBUST_LEVERS,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -361,7 +380,7 @@ class RadiographBatches(keras.utils.PyDataset):
         self.batch_size, self.training = batch_size, training
         self.boxes, self.cells = boxes, cells
         self.class_weight = class_weight or {0: 1.0, 1: 1.0}
-        self.augmentation = augmentation
+        self.augmentation, self.levers = augmentation, tuple(levers)
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(inputs))
         if training:
@@ -381,7 +400,7 @@ class RadiographBatches(keras.utils.PyDataset):
 
     def _augment(self, image: np.ndarray, label: int, mask: np.ndarray | None = None):
         if self.augmentation == "robust":
-            return augment_robust(image, self.rng, mask, label)
+            return augment_robust(image, self.rng, mask, label, self.levers)
         return augment(image, self.rng, mask)
 
     def _with_targets(self, images: np.ndarray, rows: np.ndarray):

@@ -16,7 +16,6 @@ Backend-neutral Keras: runs under TensorFlow (default) or ``KERAS_BACKEND=jax``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys
@@ -199,6 +198,15 @@ def _limit(frame: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFram
     return pd.concat(picked).sort_values("image_id")
 
 
+def _levers(text: str) -> tuple[str, ...]:
+    """``--levers scale,rotation``: a comma-separated subset of ``data.ROBUST_LEVERS`` (empty: none)."""
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(set(chosen) - set(data.ROBUST_LEVERS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown levers {unknown}; choose from {','.join(data.ROBUST_LEVERS)}")
+    return chosen
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m fracture_model.train", description=__doc__.split("\n\n")[0],
@@ -223,6 +231,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--augmentation", choices=sorted(data.AUGMENTATIONS), default="robust",
                         help="robust: close-ups, any rotation, appearance, marks (towards other sources); "
                              "anatomy: the first recipe's mild flips, rotations and zooms")
+    parser.add_argument("--levers", type=_levers, default=data.ROBUST_LEVERS,
+                        help=f"the robust recipe's parts to use, comma-separated, of {','.join(data.ROBUST_LEVERS)}; "
+                             "those left out keep the first recipe's mild version, so one lever alone measures "
+                             "that lever")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start from this trained .keras classifier (same input size) instead of ImageNet; "
                              "the head-only phase is skipped")
@@ -278,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{cells} x {cells} evidence map, weight {args.box_loss_weight:g}", flush=True)
         train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
                                                seed=args.seed, boxes=train_boxes, cells=cells,
-                                               class_weight=class_weight, augmentation=args.augmentation)
+                                               class_weight=class_weight, augmentation=args.augmentation,
+                                               levers=args.levers)
         validation_boxes = data.input_boxes(args.data, validation_frame, args.image_size, boxes)
         keep = np.array([bool(found) for found, _ in validation_boxes], dtype=bool)
         shape = (args.image_size, args.image_size)
@@ -290,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         losses, loss_weights, fit_weights = ["binary_crossentropy", pointing_loss], [1.0, args.box_loss_weight], None
     else:
         fitted, pointing = model, None
-        train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True, seed=args.seed,
-                                               augmentation=args.augmentation)
+        train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
+                                               seed=args.seed, augmentation=args.augmentation, levers=args.levers)
         losses, loss_weights, fit_weights = "binary_crossentropy", None, class_weight
     shifted = None
     if args.shifted_validation == "on":
@@ -410,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
             "class_weight": class_weight,
             "augmentation": args.augmentation + ": " + " ".join(
                 data.AUGMENTATIONS[args.augmentation].__doc__.split("\n\n")[1].split()),
+            **({"levers": list(args.levers)} if args.augmentation == "robust" else {}),
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
             "python": platform.python_version(),

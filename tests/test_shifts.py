@@ -1,5 +1,6 @@
 """Shifted copies for the robustness benchmark, the robust augmentation and the marks they draw."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -131,3 +132,65 @@ def test_robust_close_ups_of_fractured_images_keep_the_whole_box():
         x, y = centre
         assert x - side / 2 <= 90 and x + side / 2 >= 110 and y - side / 2 <= 10 and y + side / 2 >= 30
     assert data._close_up_centre(plane, None, 1, 40, rng) is None
+
+
+def _augmented(levers, image, mask=None, label=0, trials=80):
+    """The robust augmentation of ``image`` with only ``levers``, once per seed."""
+    return [data.augment_robust(image.copy(), np.random.default_rng(seed), mask, label, levers)
+            for seed in range(trials)]
+
+
+def test_without_appearance_or_overlays_a_black_square_stays_black():
+    # outside the radiograph stays black: only the appearance lever (noise) and the marks draw there
+    black = np.zeros((96, 96, 1), np.float32)
+    for levers in [(), ("scale",), ("rotation",), ("scale", "rotation")]:
+        assert all(not out.any() for out in _augmented(levers, black)), levers
+    for lever in ("appearance", "overlays"):
+        assert sum(out.any() for out in _augmented((lever,), black)) >= 10, lever
+
+
+def test_close_ups_only_with_the_scale_lever():
+    image = np.zeros((96, 96, 1), np.float32)
+    image[8:88, 8:88] = 0.5
+    mask = np.zeros((96, 96), np.uint8)
+    mask[44:52, 44:52] = 1
+
+    def largest_growth(levers):
+        return max(moved.sum() / mask.sum() for _, moved in _augmented(levers, image, mask, label=1))
+
+    assert largest_growth(("rotation", "appearance", "overlays")) < 1.6  # zoom 0.85-1.15 at most: area x1.32
+    assert largest_growth(("scale",)) > 4  # close-ups up to 6x
+
+
+def test_any_angle_only_with_the_rotation_lever():
+    image = np.zeros((96, 96, 1), np.float32)
+    image[8:88, 8:88] = 0.5
+    bar = np.zeros((96, 96), np.uint8)
+    bar[46:50, 24:72] = 1  # a horizontal bar: its axis tells the rotation (flips leave it horizontal)
+
+    def steepest(levers):
+        angles = []
+        for _, moved in _augmented(levers, image, bar, label=1):
+            moments = cv2.moments(moved, binaryImage=True)
+            angle = 0.5 * np.degrees(np.arctan2(2 * moments["mu11"], moments["mu20"] - moments["mu02"]))
+            angles.append(abs(angle))
+        return max(angles)
+
+    assert steepest(("scale", "appearance", "overlays")) < 17  # within 15 degrees, and the pixels' rounding
+    assert steepest(("rotation",)) > 45
+
+
+def test_unknown_levers_are_refused():
+    with pytest.raises(ValueError, match="unknown levers"):
+        data.augment_robust(np.zeros((32, 32, 1), np.float32), np.random.default_rng(0), levers=("zoom",))
+
+
+def test_training_batches_pass_their_levers_on():
+    black = np.zeros((24, 48, 48, 1), np.uint8)
+    labels = np.zeros(24)
+
+    def drawn(levers):
+        batches = data.RadiographBatches(black, labels, 8, training=True, augmentation="robust", levers=levers)
+        return sum(int(batches[i][0].any()) for i in range(len(batches)))
+
+    assert drawn(()) == 0 and drawn(("overlays",)) > 0

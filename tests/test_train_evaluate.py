@@ -61,13 +61,22 @@ def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tm
     code = train.main([
         "--data", str(tiny_fracatlas), "--out", str(tmp_path), "--image-size", "64", "--batch-size", "8",
         "--frozen-epochs", "0", "--epochs", "3", "--seed", "3", "--box-loss-weight", "0",
+        "--levers", "rotation,overlays",
     ])
     assert code == 0
-    assert read_card(tmp_path)["box_supervision"] is None
+    card = read_card(tmp_path)
+    assert card["box_supervision"] is None
+    assert card["training"]["levers"] == ["rotation", "overlays"]
     history = pd.read_csv(tmp_path / "history.csv")
     assert "evidence_map_loss" not in history.columns
     assert len(history) == 1
     assert (tmp_path / train.CHECKPOINT_FILE).stat().st_size > 10_000_000
+
+
+def test_training_refuses_unknown_levers(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--data", "d", "--out", "o", "--levers", "scale,zoom"])
+    assert exit_info.value.code == 2 and "unknown levers ['zoom']" in capsys.readouterr().err
 
 
 def test_training_help_answers():
