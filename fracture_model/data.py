@@ -261,6 +261,14 @@ ROBUST_LEVERS = ("scale", "rotation", "appearance", "overlays")
 """The robust recipe's levers, each of which can be trained alone (``python -m fracture_model.train --levers``)."""
 
 
+def check_levers(levers: tuple[str, ...]) -> tuple[str, ...]:
+    """``levers`` if each is one of ``ROBUST_LEVERS``; ValueError naming the others."""
+    unknown = sorted(set(levers) - set(ROBUST_LEVERS))
+    if unknown:
+        raise ValueError(f"unknown levers {unknown}; the robust recipe's levers are {','.join(ROBUST_LEVERS)}")
+    return tuple(levers)
+
+
 def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None, label: int = 0,
                    levers: tuple[str, ...] = ROBUST_LEVERS):
     """Augmentation towards radiographs from other sources, for one preprocessed image (float32, (size, size, 1)).
@@ -288,9 +296,7 @@ def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray
 
     from fracture_model import overlays
 
-    unknown = sorted(set(levers) - set(ROBUST_LEVERS))
-    if unknown:
-        raise ValueError(f"unknown levers {unknown}; the robust recipe's levers are {list(ROBUST_LEVERS)}")
+    check_levers(levers)
     size = image.shape[0]
     plane = np.ascontiguousarray(image[..., 0], dtype=np.float32)
     content = _content_mask(plane)

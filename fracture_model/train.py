@@ -200,11 +200,10 @@ def _limit(frame: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFram
 
 def _levers(text: str) -> tuple[str, ...]:
     """``--levers scale,rotation``: a comma-separated subset of ``data.ROBUST_LEVERS`` (empty: none)."""
-    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = sorted(set(chosen) - set(data.ROBUST_LEVERS))
-    if unknown:
-        raise argparse.ArgumentTypeError(f"unknown levers {unknown}; choose from {','.join(data.ROBUST_LEVERS)}")
-    return chosen
+    try:
+        return data.check_levers(tuple(part.strip() for part in text.split(",") if part.strip()))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
