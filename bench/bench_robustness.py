@@ -51,12 +51,7 @@ def main() -> None:
     predictor = Predictor.load(args.model_dir)
     explainer = Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
     split = pd.read_csv(args.model_dir / SPLIT_FILE)
-    frame = split[split["split"] == args.split].sort_values("image_id").reset_index(drop=True)
-    if args.limit:
-        frame = frame.head(args.limit)
-    if args.normal_images is not None and (frame["fractured"] == 0).sum() > args.normal_images:
-        normals = frame[frame["fractured"] == 0].sample(args.normal_images, random_state=args.seed)
-        frame = pd.concat([frame[frame["fractured"] == 1], normals]).sort_values("image_id").reset_index(drop=True)
+    frame = robustness.benchmark_frame(split, args.split, args.normal_images, args.seed, args.limit)
     boxes = localisation.load_boxes(args.data / localisation.ANNOTATIONS_FILE)
     wanted = None if args.sets is None else set(args.sets.split(","))
     print(f"model {predictor.card['name']} {predictor.model_version}, threshold {predictor.operating_threshold:.3f}; "

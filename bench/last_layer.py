@@ -42,14 +42,11 @@ STRENGTHS = (0.001, 0.003, 0.01, 0.03, 0.1)
 
 def validation_features(predictor: Predictor, data_dir: Path, split: pd.DataFrame, boxes: dict) -> dict:
     """Per benchmark set (bench_robustness' validation draw, seed 0): features of the whole image and the view."""
-    validation = split[split["split"] == "validation"].sort_values("image_id").reset_index(drop=True)
-    normals = validation[validation["fractured"] == 0].sample(250, random_state=0)
-    frame = pd.concat([validation[validation["fractured"] == 1], normals]).sort_values("image_id")
-    frame = frame.reset_index(drop=True)
+    frame = robustness.benchmark_frame(split, "validation", normal_images=250, seed=0)
     found = {}
     for shifted in robustness.benchmark_sets():
         whole, view, labels = [], [], []
-        for index, pixels, _ in robustness._images(frame, data_dir / "images", boxes, shifted, 0):
+        for index, pixels, _ in robustness.set_images(frame, data_dir / "images", boxes, shifted, 0):
             network_input = predictor.network_input(pixels)
             whole.append(np.asarray(predictor._forward(network_input)[1]))
             view.append(np.asarray(predictor._forward(zoomed_out(network_input, VIEW))[1]))

@@ -39,7 +39,21 @@ def benchmark_sets() -> list[ShiftedSet]:
                ShiftedSet("markers and arrows", "markers"), ShiftedSet("mix of all", "mix")])
 
 
-def _images(frame: pd.DataFrame, images_dir: Path, boxes: dict, shifted: ShiftedSet, seed: int) -> Iterator:
+def benchmark_frame(split: pd.DataFrame, split_name: str, normal_images: int | None = None, seed: int = 0,
+                    limit: int | None = None) -> pd.DataFrame:
+    """The benchmark's images of ``split_name`` (rows of ``split.csv``), by image ID: the first ``limit``, then
+    every fractured one and a fixed draw (``seed``) of ``normal_images`` normal ones where there are more."""
+    frame = split[split["split"] == split_name].sort_values("image_id").reset_index(drop=True)
+    if limit:
+        frame = frame.head(limit)
+    if normal_images is not None and (frame["fractured"] == 0).sum() > normal_images:
+        normals = frame[frame["fractured"] == 0].sample(normal_images, random_state=seed)
+        frame = pd.concat([frame[frame["fractured"] == 1], normals]).sort_values("image_id").reset_index(drop=True)
+    return frame
+
+
+def set_images(frame: pd.DataFrame, images_dir: Path, boxes: dict, shifted: ShiftedSet, seed: int) -> Iterator:
+    """The shifted set's images of ``frame``: ``(row index, pixels, boxes)``, deterministically (``seed``)."""
     paths, labels = list(frame["path"]), frame["fractured"].astype(int).tolist()
     own_boxes = [boxes.get(image_id, ()) if label else () for image_id, label in zip(frame["image_id"], labels, strict=True)]
 
@@ -77,7 +91,7 @@ def score_set(predictor, explainer, frame: pd.DataFrame, images_dir: Path, boxes
                          "in_distribution": prediction.in_distribution, "pointing_hit": hit})
         pending.clear()
 
-    for item in _images(frame, images_dir, boxes, shifted, seed):
+    for item in set_images(frame, images_dir, boxes, shifted, seed):
         pending.append(item)
         if len(pending) == BATCH:
             flush()

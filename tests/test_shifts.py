@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 
 from fracture_model import data, localisation, overlays, shifts
@@ -194,3 +195,17 @@ def test_training_batches_pass_their_levers_on():
         return sum(int(batches[i][0].any()) for i in range(len(batches)))
 
     assert drawn(()) == 0 and drawn(("overlays",)) > 0
+
+
+def test_benchmark_frame_keeps_every_fractured_image_and_a_fixed_draw_of_normal_ones():
+    from fracture_model import robustness
+
+    split = pd.DataFrame({"image_id": [f"IMG{i:03d}" for i in range(40)][::-1], "split": ["validation", "test"] * 20,
+                          "fractured": [1 if i % 8 < 2 else 0 for i in range(40)]})
+    frame = robustness.benchmark_frame(split, "validation", normal_images=5, seed=3)
+    validation = split[split["split"] == "validation"]
+    assert set(validation.loc[validation["fractured"] == 1, "image_id"]) <= set(frame["image_id"])
+    assert (frame["fractured"] == 0).sum() == 5 and list(frame["image_id"]) == sorted(frame["image_id"])
+    assert frame.equals(robustness.benchmark_frame(split, "validation", normal_images=5, seed=3))
+    assert len(robustness.benchmark_frame(split, "validation")) == 20
+    assert len(robustness.benchmark_frame(split, "validation", limit=4)) == 4
