@@ -186,6 +186,12 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _can_convert_to_lite() -> bool:
+    """LiteRT's converter needs TensorFlow; a run under another backend (JAX on a GPU machine) leaves the
+    converted copy to ``python -m fracture_model.lite`` afterwards."""
+    return keras.backend.backend() == "tensorflow"
+
+
 def _limit(frame: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFrame:
     """For quick tests: at most ``per_split`` images per split, half of them fractured where possible."""
     if per_split is None:
@@ -346,7 +352,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # The same layers without the optimizer's state: a third of the size, identical predictions.
     keras.Model(model.inputs, model.outputs, name=model.name).save(args.out / MODEL_FILE)
-    lite.export(with_pooled_features(model), args.out / LITE_FILE)  # what scores on the CPU (fracture_model.lite)
+    fast_forward = None
+    if _can_convert_to_lite():
+        lite.export(with_pooled_features(model), args.out / LITE_FILE)  # what scores on the CPU (fracture_model.lite)
+        fast_forward = lite.card_entry(file_sha256(args.out / MODEL_FILE))
+    else:
+        print(f"no LiteRT copy under the {keras.backend.backend()} backend (its converter needs TensorFlow): "
+              f"run python -m fracture_model.lite --model-dir {args.out} where TensorFlow is installed", flush=True)
 
     # "Outside what I know": distances of pooled features from the training split (unaugmented), the
     # threshold a quantile of the validation split's distances.
@@ -390,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         "operating_threshold_bootstrap_95": list(threshold_spread(validation_labels, calibrated, args.operating_point)),
         "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
                         "slope": slope, "intercept": intercept},
-        "fast_forward": lite.card_entry(file_sha256(args.out / MODEL_FILE)),
+        "fast_forward": fast_forward,
         "validation": {"roc_auc": validation_auc, "images": int(len(validation_labels)),
                        "fractured": int(validation_labels.sum()), "best_epoch": monitor.best_epoch + 1,
                        "shifted_mix_roc_auc": (float(roc_auc_score(shifted[1], model.predict(
