@@ -259,6 +259,9 @@ def _close_up_centre(plane: np.ndarray, mask: np.ndarray | None, label: int, sid
 
 ROBUST_LEVERS = ("scale", "rotation", "appearance", "overlays")
 """The robust recipe's levers, each of which can be trained alone (``python -m fracture_model.train --levers``)."""
+TRAINING_LEVERS = ("scale", "rotation")
+"""The training command's default: the levers that paid on validation when each was tried alone and together
+(README, "What was tried"); appearance and overlays keep the first recipe's mild version."""
 
 
 def check_levers(levers: tuple[str, ...]) -> tuple[str, ...]:

@@ -236,7 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--augmentation", choices=sorted(data.AUGMENTATIONS), default="robust",
                         help="robust: close-ups, any rotation, appearance, marks (towards other sources); "
                              "anatomy: the first recipe's mild flips, rotations and zooms")
-    parser.add_argument("--levers", type=_levers, default=data.ROBUST_LEVERS,
+    parser.add_argument("--levers", type=_levers, default=data.TRAINING_LEVERS,
                         help=f"the robust recipe's parts to use, comma-separated, of {','.join(data.ROBUST_LEVERS)}; "
                              "those left out keep the first recipe's mild version, so one lever alone measures "
                              "that lever")

@@ -33,6 +33,7 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert 0.0 < card["operating_threshold"] < 1.0
     assert card["operating_threshold_chosen_on"] == "validation split"
     assert card["training"]["seed"] == 3 and "--seed 3" in card["training"]["command"]
+    assert card["training"]["levers"] == ["scale", "rotation"]  # the levers that paid on validation, by default
     assert len(card["data"]["fingerprint_sha256"]) == 64
     # the LiteRT copy that scores on the CPU, tied to this model file (Predictor.load checks it)
     assert card["fast_forward"]["converted_from_sha256"] == file_sha256(trained / "fracture_cnn.keras")
