@@ -98,11 +98,15 @@ def assign_splits(
     return split
 
 
+INDEX_FILES = ("image_index.csv", "leakage_groups.csv", "dataset.csv")
+"""The index files whose bytes the data fingerprint covers (with the list of images used)."""
+
+
 def data_fingerprint(data_dir: Path | str, frame: pd.DataFrame) -> str:
     """SHA-256 over the index files and the list of images used: recorded in the model card."""
     data_dir = Path(data_dir)
     digest = hashlib.sha256()
-    for name in ("image_index.csv", "leakage_groups.csv", "dataset.csv"):
+    for name in INDEX_FILES:
         digest.update((data_dir / name).read_bytes())
     digest.update("\n".join(frame["path"]).encode())
     return digest.hexdigest()

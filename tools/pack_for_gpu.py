@@ -23,7 +23,9 @@ from PIL import Image
 from fracture_model import data
 from fracture_model.localisation import ANNOTATIONS_FILE
 
-INDEX_FILES = ("image_index.csv", "leakage_groups.csv", "dataset.csv", "duplicates.csv", "README.md", ANNOTATIONS_FILE)
+INDEX_FILES = (*data.INDEX_FILES, "duplicates.csv", "README.md", ANNOTATIONS_FILE)
+"""Copied unchanged: the fingerprint's files (so the card's fingerprint is the full copy's), the rest of the index
+and the fracture boxes."""
 
 
 def main(argv: list[str] | None = None) -> int:
