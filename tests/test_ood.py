@@ -46,12 +46,14 @@ def test_shipped_predictor_batches_equal_single_predictions(shipped_predictor, s
 
 def test_shipped_model_flags_a_close_up_but_not_its_own_samples(shipped_predictor, sample_paths):
     """The samples are FracAtlas test images; a close-up of one (a sixth of its side, as teaching files crop)
-    is what the check is for. Featureless images (noise, a flat grey field) are NOT flagged by it: the
-    README says so, and the photograph check and the clinician remain the guard there.
+    is what the check is for. Whether featureless images (noise, a flat grey field) are flagged depends on
+    the model (``python bench/ood_examples.py`` prints their distances; the README gives them), so the
+    photograph check and the clinician remain the guard there, and this test does not ask.
 
     The threshold is the 95th percentile of validation's distances, so some FracAtlas images are flagged by
-    design: the model shipped on 30 November flags both hand samples, just above it (27.4 and 27.0 against
-    26.3; 6% of the test split). Most of the samples must pass."""
+    design: the model shipped on 30 November flagged both hand samples just above it (27.4 and 27.0 against
+    26.3); the one that replaced it later that day passes all six, the normal hand just under its threshold
+    (26.9 against 26.91). All but one of the samples must pass."""
     from fracture_model import shifts
     from fracture_model.imaging import read_radiograph
 
@@ -59,7 +61,7 @@ def test_shipped_model_flags_a_close_up_but_not_its_own_samples(shipped_predicto
         pytest.skip("the shipped model has no out-of-distribution check")
     images = [read_radiograph(p.read_bytes()).pixels for p in sample_paths]
     samples = shipped_predictor.predict_many(images)
-    assert sum(p.in_distribution for p in samples) >= len(samples) - 2
+    assert sum(p.in_distribution for p in samples) >= len(samples) - 1
     pixels = images[0]
     rows, columns = shifts.bone_pixels(pixels)
     close_up, _ = shifts.crop(pixels, (), (columns[len(columns) // 2], rows[len(rows) // 2]), max(pixels.shape) / 6)
