@@ -276,6 +276,13 @@ def check_levers(levers: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(levers)
 
 
+def levers_sentence(levers: tuple[str, ...]) -> str:
+    """Which of the robust recipe's parts were on, for the model card: its description names all four."""
+    off = [lever for lever in ROBUST_LEVERS if lever not in check_levers(levers)]
+    return (f"Levers on: {', '.join(levers) or 'none'}; off, so the first recipe's mild version of each: "
+            f"{', '.join(off) or 'none'}.")
+
+
 def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray | None = None, label: int = 0,
                    levers: tuple[str, ...] = ROBUST_LEVERS):
     """Augmentation towards radiographs from other sources, for one preprocessed image (float32, (size, size, 1)).

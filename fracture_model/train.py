@@ -433,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             "learning_rate": args.learning_rate,
             "class_weight": class_weight,
             "augmentation": args.augmentation + ": " + " ".join(
-                data.AUGMENTATIONS[args.augmentation].__doc__.split("\n\n")[1].split()),
+                data.AUGMENTATIONS[args.augmentation].__doc__.split("\n\n")[1].split())
+            + (" " + data.levers_sentence(args.levers) if args.augmentation == "robust" else ""),
             **({"levers": list(args.levers)} if args.augmentation == "robust" else {}),
             "backend": keras.backend.backend(),
             "keras": keras.__version__,

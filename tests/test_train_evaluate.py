@@ -70,6 +70,9 @@ def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tm
     card = read_card(tmp_path)
     assert card["box_supervision"] is None
     assert card["training"]["levers"] == ["rotation", "overlays"]
+    # the description names all four parts of the recipe, so the card says which were off
+    assert card["training"]["augmentation"].endswith(
+        "Levers on: rotation, overlays; off, so the first recipe's mild version of each: scale, appearance.")
     history = pd.read_csv(tmp_path / "history.csv")
     assert "evidence_map_loss" not in history.columns
     assert len(history) == 1
