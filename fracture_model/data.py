@@ -278,8 +278,9 @@ def check_levers(levers: tuple[str, ...]) -> tuple[str, ...]:
 
 def levers_sentence(levers: tuple[str, ...]) -> str:
     """Which of the robust recipe's parts were on, for the model card: its description names all four."""
-    off = [lever for lever in ROBUST_LEVERS if lever not in check_levers(levers)]
-    return (f"Levers on: {', '.join(levers) or 'none'}; off, so the first recipe's mild version of each: "
+    on = check_levers(levers)
+    off = [lever for lever in ROBUST_LEVERS if lever not in on]
+    return (f"Levers on: {', '.join(on) or 'none'}; off, so the first recipe's mild version of each: "
             f"{', '.join(off) or 'none'}.")
 
 
