@@ -225,7 +225,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=10, help="most epochs of whole-network fine-tuning")
     parser.add_argument("--patience", type=int, default=3, help="epochs without a better validation AUC")
     parser.add_argument("--learning-rate", type=float, default=3e-4, help="peak rate of the fine-tuning phase")
-    parser.add_argument("--seed", type=int, default=20261127)
+    parser.add_argument("--seed", type=int, default=20261127,
+                        help="seed of the split and of the shifted validation copy (the split is the same for every "
+                             "model trained with it)")
+    parser.add_argument("--training-seed", type=int, default=None,
+                        help="seed of the weights' start, the batches and the augmentation (default: --seed); "
+                             "another value trains another run on the same split")
     parser.add_argument("--operating-point", default="youden",
                         help="threshold rule on validation: youden, sensitivity=0.90 or specificity=0.90")
     parser.add_argument("--box-loss-weight", type=float, default=1.0,
@@ -255,7 +260,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started, code_version = time.time(), _git_commit()  # the code that trains, not whatever HEAD is at the end
-    keras.utils.set_random_seed(args.seed)
+    training_seed = args.seed if args.training_seed is None else args.training_seed
+    keras.utils.set_random_seed(training_seed)
     args.out.mkdir(parents=True, exist_ok=True)
 
     frame = data.load_index(args.data)
@@ -294,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"box supervision: {sum(1 for found, _ in train_boxes if found)} training images with boxes, "
               f"{cells} x {cells} evidence map, weight {args.box_loss_weight:g}", flush=True)
         train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
-                                               seed=args.seed, boxes=train_boxes, cells=cells,
+                                               seed=training_seed, boxes=train_boxes, cells=cells,
                                                class_weight=class_weight, augmentation=args.augmentation,
                                                levers=args.levers)
         validation_boxes = data.input_boxes(args.data, validation_frame, args.image_size, boxes)
@@ -309,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         fitted, pointing = model, None
         train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
-                                               seed=args.seed, augmentation=args.augmentation, levers=args.levers)
+                                               seed=training_seed, augmentation=args.augmentation,
+                                               levers=args.levers)
         losses, loss_weights, fit_weights = "binary_crossentropy", None, class_weight
     shifted = None
     if args.shifted_validation == "on":
@@ -425,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         "training": {
             "command": command,
             "seed": args.seed,
+            "training_seed": training_seed,
             "image_size": args.image_size,
             "batch_size": args.batch_size,
             "frozen_epochs": args.frozen_epochs,

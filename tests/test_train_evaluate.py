@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from fracture_model import evaluate, lite, predict, train, views
+from fracture_model import data, evaluate, lite, predict, train, views
 from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import file_sha256, read_card
 from fracture_model.predictor import Predictor
@@ -33,6 +33,7 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert 0.0 < card["operating_threshold"] < 1.0
     assert card["operating_threshold_chosen_on"] == "validation split"
     assert card["training"]["seed"] == 3 and "--seed 3" in card["training"]["command"]
+    assert card["training"]["training_seed"] == 3  # --seed, when no other training seed is given
     assert card["training"]["levers"] == ["scale", "rotation"]  # the levers that paid on validation, by default
     assert len(card["data"]["fingerprint_sha256"]) == 64
     # the LiteRT copy that scores on the CPU, tied to this model file (Predictor.load checks it)
@@ -63,11 +64,17 @@ def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tm
     monkeypatch.setattr(train, "_can_convert_to_lite", lambda: False)
     code = train.main([
         "--data", str(tiny_fracatlas), "--out", str(tmp_path), "--image-size", "64", "--batch-size", "8",
-        "--frozen-epochs", "0", "--epochs", "3", "--seed", "3", "--box-loss-weight", "0",
+        "--frozen-epochs", "0", "--epochs", "3", "--seed", "3", "--training-seed", "8", "--box-loss-weight", "0",
         "--levers", "rotation,overlays",
     ])
     assert code == 0
     card = read_card(tmp_path)
+    # another training seed trains another run on the same split (the split follows --seed alone)
+    assert (card["training"]["seed"], card["training"]["training_seed"]) == (3, 8)
+    frame = data.load_index(tiny_fracatlas)
+    expected = dict(zip(frame["image_id"], data.assign_splits(frame, seed=3), strict=True))
+    split = pd.read_csv(tmp_path / "split.csv")
+    assert dict(zip(split["image_id"], split["split"], strict=True)) == {key: expected[key] for key in split["image_id"]}
     assert card["box_supervision"] is None
     assert card["training"]["levers"] == ["rotation", "overlays"]
     # the description names all four parts of the recipe, so the card says which were off
