@@ -7,7 +7,9 @@
 # There (repository root, runs/gpu beside it, OUT a folder whose files come back):
 #        bash tools/gpu_lever_runs.sh
 # Each run: python -m fracture_model.train --init-from the box-supervised model --epochs $EPOCHS (8)
-# --learning-rate 2e-4 --levers L, for L in $LEVERS (default: none, each lever alone, scale+rotation, all four).
+# --learning-rate 2e-4 --levers L, for L in $LEVERS (default: none, each lever alone, scale+rotation, all four);
+# or, with RUNS=FILE, the runs that file lists, one per line: a name, then the training's arguments after --data/--out
+# (tools/gpu_runs_seeds.txt: the round that measured the overlays lever across training seeds).
 # A STOP file goes into every run's folder at STOP_AT seconds (the run ends after that epoch, keeping its best
 # epoch) and any run still going at KILL_AT seconds is ended. The three runs best by the training's own epoch
 # criterion (mean of validation and shifted-validation ROC AUC) come back as NAME.keras and NAME.tgz (card,
@@ -19,23 +21,33 @@ T0=$(date +%s); el() { echo $(( $(date +%s) - T0 )); }
 [ -n "$SKIP_PIP" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site runs/gpu/whl/*.whl || exit 3
 export PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
-BACKEND=jax
+[ -n "$BACKEND" ] || { BACKEND=jax  # else torch, if JAX cannot train here
 KERAS_BACKEND=jax timeout 120 python3 -c "
 import jax, keras, numpy as np
 print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__, 'numpy', np.__version__)
 m = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(1, activation='sigmoid')])
 m.compile('adam', 'binary_crossentropy'); m.fit(np.zeros((8, 32, 32, 1)), np.zeros(8), verbose=0); print('jax smoke ok')
-" || BACKEND=torch
+" || BACKEND=torch; }
 echo "backend $BACKEND at $(el) s"
 mkdir -p /tmp/runs
 declare -A PIDS
-for levers in ${LEVERS:-"" scale rotation appearance overlays scale,rotation scale,rotation,appearance,overlays}; do
-  name="levers_${levers:-none}${SUFFIX}"; name=${name//,/_}
-  [ "$levers" = scale,rotation,appearance,overlays ] && name=levers_all${SUFFIX}
-  KERAS_BACKEND=$BACKEND OMP_NUM_THREADS=2 nohup python3 -m fracture_model.train --data runs/gpu/fracatlas --out /tmp/runs/$name \
-    --init-from runs/gpu/box_supervised.keras --epochs ${EPOCHS:-8} --learning-rate 2e-4 --levers "$levers" $EXTRA > /tmp/runs/$name.log 2>&1 &
+start() {  # start NAME ARGS...: one training run in the background, its log beside its folder
+  local name=$1; shift
+  KERAS_BACKEND=$BACKEND OMP_NUM_THREADS=2 nohup python3 -m fracture_model.train --data runs/gpu/fracatlas \
+    --out /tmp/runs/$name "$@" < /dev/null > /tmp/runs/$name.log 2>&1 &
   PIDS[$name]=$!
-done
+}
+if [ -n "$RUNS" ]; then  # a file of runs, one per line: NAME then the training's arguments
+  while read -r name args; do
+    [ -n "$name" ] && [ "${name:0:1}" != "#" ] && start $name $args
+  done < "$RUNS"
+else
+  for levers in ${LEVERS:-"" scale rotation appearance overlays scale,rotation scale,rotation,appearance,overlays}; do
+    name="levers_${levers:-none}${SUFFIX}"; name=${name//,/_}
+    [ "$levers" = scale,rotation,appearance,overlays ] && name=levers_all${SUFFIX}
+    start $name --init-from runs/gpu/box_supervised.keras --epochs ${EPOCHS:-8} --learning-rate 2e-4 --levers "$levers" $EXTRA
+  done
+fi
 STOP_AT=${STOP_AT:-400}; KILL_AT=${KILL_AT:-490}
 while [ $(el) -lt $KILL_AT ]; do
   alive=0; for n in "${!PIDS[@]}"; do kill -0 ${PIDS[$n]} 2>/dev/null && alive=$((alive+1)); done
@@ -64,7 +76,7 @@ for score, name, v in ranked[:3]:
     shutil.copy(runs / name / "fracture_cnn.keras", out / f"{name}.keras")
     with tarfile.open(out / f"{name}.tgz", "w:gz") as tar:
         for f in sorted((runs / name).iterdir()):
-            if f.name not in ("fracture_cnn.keras", "best_epoch_uncalibrated.keras", "STOP"): tar.add(f, arcname=f.name)
+            if f.name not in ("fracture_cnn.keras", "fracture_cnn.tflite", "best_epoch_uncalibrated.keras", "STOP"): tar.add(f, arcname=f.name)
         tar.add(runs / f"{name}.log", arcname="train.log")
 if not ranked:  # nothing finished: bring the best checkpoints back instead
     for ckpt in sorted(runs.glob("*/best_epoch_uncalibrated.keras"))[:3]: shutil.copy(ckpt, out / f"{ckpt.parent.name}.ckpt.keras")
