@@ -1,0 +1,87 @@
+"""Weight averages of runs on one split (python -m fracture_model.soup), end to end on the tiny FracAtlas copy."""
+
+import shutil
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from fracture_model import network, soup, train
+from fracture_model.model_card import read_card, write_card
+from fracture_model.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_fracatlas, tmp_path_factory, monkeypatch_module):
+    """One tiny run, and a second on the same split whose weights differ (as another training seed's would)."""
+    monkeypatch_module.setattr(train, "_can_convert_to_lite", lambda: False)  # as under JAX; not what is tested here
+    first = tmp_path_factory.mktemp("run_a")
+    assert train.main(["--data", str(tiny_fracatlas), "--out", str(first), "--image-size", "64", "--batch-size", "8",
+                       "--frozen-epochs", "0", "--epochs", "1", "--seed", "3"]) == 0
+    second = tmp_path_factory.mktemp("run_b")
+    for item in first.iterdir():
+        if item.is_file():
+            shutil.copy(item, second / item.name)
+    model = keras.saving.load_model(second / "fracture_cnn.keras", compile=False)
+    rng = np.random.default_rng(0)
+    for variable in model.trainable_variables:  # batch-norm statistics stay the start's, as in fine-tuning
+        variable.assign(variable + rng.normal(0, 0.01, variable.shape).astype(variable.dtype))
+    model.save(second / "fracture_cnn.keras")
+    card = read_card(second)
+    card["training"]["training_seed"] = 8
+    write_card(second, card)
+    return first, second
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def test_soup_averages_the_weights_and_refits_on_validation(two_runs, tiny_fracatlas, tmp_path):
+    first, second = two_runs
+    out = tmp_path / "soup"
+    assert soup.main(["--data", str(tiny_fracatlas), "--out", str(out), str(first), str(second)]) == 0
+
+    averaged = keras.saving.load_model(out / "fracture_cnn.keras", compile=False)
+    ingredients = [keras.saving.load_model(run / "fracture_cnn.keras", compile=False) for run in two_runs]
+    for layer in averaged.layers:
+        if layer.name == network.OUTPUT_LAYER or not layer.weights:
+            continue  # the output layer holds the calibration fitted again on validation
+        for i, weight in enumerate(layer.get_weights()):
+            expected = np.mean([m.get_layer(layer.name).get_weights()[i] for m in ingredients], axis=0)
+            np.testing.assert_allclose(weight, expected, rtol=0, atol=1e-6)
+
+    card = read_card(out)
+    assert [i["training"]["training_seed"] for i in card["weight_average"]["ingredients"]] == [3, 8]
+    assert card["operating_threshold_chosen_on"] == "validation split"
+    assert 0.0 < card["operating_threshold"] < 1.0
+    assert card["out_of_distribution"]["file"] == "out_of_distribution.npz"
+    assert card["fast_forward"] is None and "test_time_views" not in card
+    assert (out / "split.csv").read_bytes() == (first / "split.csv").read_bytes()
+    predictor = Predictor.load(out)
+    prediction = predictor.predict(np.zeros((64, 64), np.float32))
+    assert 0.0 <= prediction.probability_fractured <= 1.0 and prediction.in_distribution is not None
+
+
+def test_soup_refuses_runs_on_another_split(two_runs, tiny_fracatlas, tmp_path, capsys):
+    first, second = two_runs
+    other = tmp_path / "other_split"
+    shutil.copytree(second, other)
+    split = pd.read_csv(other / "split.csv")
+    split.loc[0, "split"] = "test" if split.loc[0, "split"] != "test" else "train"  # one image moved
+    split.to_csv(other / "split.csv", index=False)
+    assert soup.main(["--data", str(tiny_fracatlas), "--out", str(tmp_path / "soup"), str(first), str(other)]) == 2
+    assert "another split" in capsys.readouterr().err
+    assert not (tmp_path / "soup").exists()
+
+
+def test_average_weights_is_the_mean_and_refuses_other_shapes():
+    a, b = [np.zeros((2, 2)), np.ones(3)], [np.full((2, 2), 4.0), np.full(3, 3.0)]
+    mean = soup.average_weights([a, b])
+    np.testing.assert_array_equal(mean[0], np.full((2, 2), 2.0))
+    np.testing.assert_array_equal(mean[1], np.full(3, 2.0))
+    with pytest.raises(ValueError, match="architecture"):
+        soup.average_weights([a, [np.zeros((3, 2)), np.ones(3)]])
