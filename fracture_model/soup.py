@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     model.set_weights(average_weights([m.get_weights() for m in models]))
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.runs[0] / SPLIT_FILE, args.out / SPLIT_FILE)
-    pd.concat([pd.read_csv(run / HISTORY_FILE).assign(run=str(run)) for run in args.runs if (run / HISTORY_FILE).exists()]
-              ).to_csv(args.out / HISTORY_FILE, index=False)
+    histories = [pd.read_csv(run / HISTORY_FILE).assign(run=str(run))
+                 for run in args.runs if (run / HISTORY_FILE).exists()]
+    pd.concat(histories).to_csv(args.out / HISTORY_FILE, index=False)
 
     card, size = copy.deepcopy(cards[0]), int(cards[0]["input_size"])
     split = pd.read_csv(args.out / SPLIT_FILE)
