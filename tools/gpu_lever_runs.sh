@@ -29,7 +29,7 @@ m = keras.Sequential([keras.Input((32, 32, 1)), keras.layers.Conv2D(4, 3), keras
 m.compile('adam', 'binary_crossentropy'); m.fit(np.zeros((8, 32, 32, 1)), np.zeros(8), verbose=0); print('jax smoke ok')
 " || BACKEND=torch; }
 echo "backend $BACKEND at $(el) s"
-mkdir -p /tmp/runs
+rm -rf /tmp/runs /tmp/stopped; mkdir -p /tmp/runs  # a warm machine keeps /tmp from the call before
 declare -A PIDS
 start() {  # start NAME ARGS...: one training run in the background, its log beside its folder
   local name=$1; shift
