@@ -77,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     model = network.build_fracture_model(args.image_size, backbone_weights=None)
     evidence = network.with_evidence_map(model)
     cells = int(evidence.outputs[1].shape[1])
-    targets = np.array([data.cell_targets(localisation.near_boxes_mask(box, (args.image_size,) * 2, tolerance), cells)
-                        for box, tolerance in found if box]).reshape(-1, cells, cells, 1)
-    boxed = inputs[np.array([bool(box) for box, _ in found])]
+    keep, targets = data.boxed_cell_targets(found, args.image_size, cells)
+    boxed = inputs[keep]
     with tempfile.TemporaryDirectory() as temp:
         weights = {name: _weights(commit, Path(temp)) for name, commit in SHIPPED.items()}
 

@@ -171,6 +171,17 @@ def input_boxes(
     return found
 
 
+def boxed_cell_targets(found: list[tuple[tuple[localisation.Box, ...], float]], image_size: int,
+                       cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """From ``input_boxes``' rows: which rows have boxes (bool, (n,)) and, for those rows, their ``cell_targets``
+    ((boxed, cells, cells, 1)), what the evidence map's pointing rate is measured against."""
+    keep = np.array([bool(box) for box, _ in found], dtype=bool)
+    shape = (image_size, image_size)
+    targets = np.array([cell_targets(localisation.near_boxes_mask(box, shape, tolerance), cells)
+                        for box, tolerance in found if box]).reshape(-1, cells, cells, 1)
+    return keep, targets
+
+
 def cell_targets(hit_mask: np.ndarray, cells: int) -> np.ndarray:
     """Which cells of a ``cells`` x ``cells`` feature map count as pointing at the fracture: (cells, cells) 0/1.
 

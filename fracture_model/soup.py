@@ -30,9 +30,8 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from fracture_model import data, localisation, network, ood
-from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import MODEL_FILE, SPLIT_FILE, file_sha256, read_card, write_card
-from fracture_model.train import _git_commit, calibrate_output_layer, cell_pointing_rate, threshold_spread
+from fracture_model.train import _git_commit, cell_pointing_rate, fit_operating_point
 
 HISTORY_FILE = "history.csv"
 
@@ -91,9 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs = data.load_inputs(args.data, list(validation["path"]), size)
     labels = validation["fractured"].to_numpy()
     batches = data.RadiographBatches(inputs, labels, args.batch_size, training=False)
-    slope, intercept = calibrate_output_layer(model, model.predict(batches, verbose=0).ravel(), labels)
-    calibrated = model.predict(batches, verbose=0).ravel()
     rule = card.get("operating_threshold_rule", "youden")
+    calibrated, operating_point = fit_operating_point(model, batches, labels, rule)
 
     boxes = localisation.load_boxes(args.data / localisation.ANNOTATIONS_FILE)
     seed = card.get("training", {}).get("seed", 20261127)
@@ -103,10 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if card.get("box_supervision"):
         evidence = network.with_evidence_map(model)
         cells = int(evidence.outputs[1].shape[1])
-        found = data.input_boxes(args.data, validation, size, boxes)
-        keep = np.array([bool(box) for box, _ in found], dtype=bool)
-        targets = np.array([data.cell_targets(localisation.near_boxes_mask(box, (size, size), tolerance), cells)
-                            for box, tolerance in found if box]).reshape(-1, cells, cells, 1)
+        keep, targets = data.boxed_cell_targets(data.input_boxes(args.data, validation, size, boxes), size, cells)
         card["box_supervision"]["validation_cell_pointing"] = (
             cell_pointing_rate(evidence, inputs[keep], targets, args.batch_size) if keep.any() else None)
 
@@ -124,12 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                              "training": c.get("training"), "validation": c.get("validation")}
                             for run, c in zip(args.runs, cards, strict=True)],
         },
-        "operating_threshold": choose_threshold(labels, calibrated, rule),
-        "operating_threshold_rule": rule,
-        "operating_threshold_chosen_on": "validation split",
-        "operating_threshold_bootstrap_95": list(threshold_spread(labels, calibrated, rule)),
-        "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
-                        "slope": slope, "intercept": intercept},
+        **operating_point,
         "fast_forward": None,
         "validation": {"roc_auc": float(roc_auc_score(labels, calibrated)), "images": int(len(labels)),
                        "fractured": int(labels.sum()), "shifted_mix_roc_auc": shifted_auc,

