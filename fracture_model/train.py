@@ -224,7 +224,7 @@ def _limit(frame: pd.DataFrame, per_split: int | None, seed: int) -> pd.DataFram
 
 
 def _levers(text: str) -> tuple[str, ...]:
-    """``--levers scale,rotation``: a comma-separated subset of ``data.ROBUST_LEVERS`` (empty: none)."""
+    """``--levers scale,rotation``: a comma-separated subset of ``data.LEVERS`` (empty: none)."""
     try:
         return data.check_levers(tuple(part.strip() for part in text.split(",") if part.strip()))
     except ValueError as error:
@@ -261,7 +261,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="robust: close-ups, any rotation, appearance, marks (towards other sources); "
                              "anatomy: the first recipe's mild flips, rotations and zooms")
     parser.add_argument("--levers", type=_levers, default=data.TRAINING_LEVERS,
-                        help=f"the robust recipe's parts to use, comma-separated, of {','.join(data.ROBUST_LEVERS)}; "
+                        help=f"the robust recipe's parts to use, comma-separated, of {','.join(data.LEVERS)}; "
                              "those left out keep the first recipe's mild version, so one lever alone measures "
                              "that lever")
     parser.add_argument("--init-from", type=Path, default=None,

@@ -181,6 +181,18 @@ def test_any_angle_only_with_the_rotation_lever():
     assert steepest(("rotation",)) > 45
 
 
+def test_the_canvas_lever_shrinks_turned_images_so_the_whole_square_stays_in_view():
+    full = np.full((96, 96, 1), 0.5, np.float32)
+
+    def least_covered(levers):  # the smallest share of the output that still shows the radiograph
+        return min(float((out > 0).mean()) for out in _augmented(levers, full))
+
+    # turned within the square, a full square covers at least about 0.83 of it (0.7 with zoom 0.85); shrunk onto
+    # the enlarged canvas, at 45 degrees half of it
+    assert least_covered(("rotation",)) > 0.65
+    assert least_covered(("rotation", "canvas")) < 0.5
+
+
 def test_unknown_levers_are_refused():
     with pytest.raises(ValueError, match="unknown levers"):
         data.augment_robust(np.zeros((32, 32, 1), np.float32), np.random.default_rng(0), levers=("zoom",))
