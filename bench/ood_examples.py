@@ -4,13 +4,16 @@
 
 Prints, for the model's out-of-distribution check (``fracture_model.ood``), its threshold, then the
 probability and Mahalanobis distance of each sample in ``assets/samples``, of three featureless 512 x 512
-images (uniform noise drawn with seed 0, a flat grey field, a left-to-right gradient) and of the middle
-half (in each direction) of the first sample, a close-up. The README quotes these figures. Asserts nothing.
+images (uniform noise drawn with seed 0, a flat grey field, a left-to-right gradient; each saved as a PNG
+and decoded as an upload is, by ``read_radiograph``: until 30 November they went in as 0-255 values, which
+the preprocessing clips to white, so all three were scored as white fields) and of the middle half (in
+each direction) of the first sample, a close-up. The README quotes these figures. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from pathlib import Path
@@ -20,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from fracture_model.imaging import InputError, read_radiograph  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
@@ -31,6 +35,13 @@ def featureless(side: int = 512) -> dict[str, np.ndarray]:
     grey = np.full((side, side), 128, np.uint8)
     gradient = np.tile(np.linspace(0, 255, side).astype(np.uint8), (side, 1))
     return {"uniform noise": noise, "flat grey field": grey, "gradient": gradient}
+
+
+def png(image: np.ndarray) -> bytes:
+    """``image`` (8-bit) as the bytes of a PNG file."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def main() -> int:
@@ -52,7 +63,8 @@ def main() -> int:
     first = next(iter(images.values()))
     rows, columns = first.shape[:2]
     middle = first[rows // 4:3 * rows // 4, columns // 4:3 * columns // 4]
-    scored = {**images, **featureless(), "middle half of the first sample": middle}
+    uploaded = {name: read_radiograph(png(image)).pixels for name, image in featureless().items()}  # floats in [0, 1]
+    scored = {**images, **uploaded, "middle half of the first sample": middle}
     for name, prediction in zip(scored, predictor.predict_many(list(scored.values())), strict=True):
         flag = "inside" if prediction.in_distribution else "FLAGGED outside"
         print(f"{name:40s} P(fractured) {prediction.probability_fractured:.3f}  "
