@@ -45,13 +45,10 @@ COMBINATIONS = {
 
 def view_maps(explainer: Explainer, batch: np.ndarray) -> dict[str, np.ndarray]:
     """Each view's raw class activation map over the whole input (n, size, size), mapped back from the view."""
-    features_and_weights = explainer._compiled_gradcam._features_and_weights  # the served Grad-CAM's own graph
     side = batch.shape[1]
 
-    def raw(views: np.ndarray) -> np.ndarray:
-        computed = features_and_weights(np.ascontiguousarray(views, np.float32))
-        features, weights = (np.asarray(value) for value in computed)
-        cells = np.sum(features * weights, axis=-1)
+    def raw(views: np.ndarray) -> np.ndarray:  # the served Grad-CAM's own computation, before ReLU and normalisation
+        cells = explainer._compiled_gradcam.cells(np.ascontiguousarray(views, np.float32))
         return np.stack([cv2.resize(cell_map, (side, side), interpolation=cv2.INTER_LINEAR) for cell_map in cells])
 
     small = int(round(side * ZOOM))

@@ -341,11 +341,11 @@ def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray
         zoom = rng.uniform(0.85, 1.15)
         centre = tuple(size / 2 + rng.uniform(-0.08, 0.08, size=2) * size)
     angle = rng.uniform(0.0, 360.0) if "rotation" in levers and rng.random() < 0.5 else rng.uniform(-15.0, 15.0)
+    theta = np.deg2rad(angle)
     if "canvas" in levers and rng.random() < 0.5:  # drawn only with the lever: other recipes draw as before
-        zoom /= abs(np.cos(np.deg2rad(angle))) + abs(np.sin(np.deg2rad(angle)))
+        zoom /= abs(np.cos(theta)) + abs(np.sin(theta))
     flip_x = -1.0 if rng.random() < 0.5 else 1.0
     flip_y = -1.0 if "rotation" in levers and rng.random() < 0.2 else 1.0
-    theta = np.deg2rad(angle)
     linear = zoom * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.diag([flip_x, flip_y])
     matrix = np.hstack([linear, (np.array([size / 2, size / 2]) - linear @ np.asarray(centre))[:, None]])
 

@@ -146,9 +146,14 @@ class _CompiledGradcam:
 
         self._features_and_weights = tf.function(features_and_weights, reduce_retracing=True)
 
-    def __call__(self, batch: np.ndarray) -> np.ndarray:
+    def cells(self, batch: np.ndarray) -> np.ndarray:
+        """The class activation map per cell, (n, cells, cells), before the ReLU and normalisation: the gradient-
+        weighted sum of the layer's channels (``bench/heatmap_views.py`` averages these over test-time views)."""
         features, weights = (np.asarray(value) for value in self._features_and_weights(batch))
-        cam = np.maximum(np.sum(np.multiply(features, weights), axis=-1), 0.0)  # as tf-keras-vis: sum, then ReLU
+        return np.sum(np.multiply(features, weights), axis=-1)
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        cam = np.maximum(self.cells(batch), 0.0)  # as tf-keras-vis: sum, then ReLU
         low = cam.min(axis=(1, 2), keepdims=True)
         high = cam.max(axis=(1, 2), keepdims=True)
         return (cam - low) / (high - low + keras.backend.epsilon())  # tf_keras_vis.utils.normalize
