@@ -7,7 +7,9 @@ probability and Mahalanobis distance of each sample in ``assets/samples``, of th
 images (uniform noise drawn with seed 0, a flat grey field, a left-to-right gradient; each saved as a PNG
 and decoded as an upload is, by ``read_radiograph``: until 30 November they went in as 0-255 values, which
 the preprocessing clips to white, so all three were scored as white fields) and of the middle half (in
-each direction) of the first sample, a close-up. The README quotes these figures. Asserts nothing.
+each direction) of the first sample, a close-up. "FLAGGED featureless" is the second check's verdict
+(``ood.image_content``, since 1 December), whatever the distance. The README quotes these figures.
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ def main() -> int:
     uploaded = {name: read_radiograph(png(image)).pixels for name, image in featureless().items()}  # floats in [0, 1]
     scored = {**images, **uploaded, "middle half of the first sample": middle}
     for name, prediction in zip(scored, predictor.predict_many(list(scored.values())), strict=True):
-        flag = "inside" if prediction.in_distribution else "FLAGGED outside"
+        flag = "inside" if prediction.in_distribution else "FLAGGED featureless" if prediction.featureless \
+            else "FLAGGED outside"
         print(f"{name:40s} P(fractured) {prediction.probability_fractured:.3f}  "
               f"distance {prediction.distance:5.1f}  {flag}")
     return 0

@@ -14,7 +14,13 @@ import numpy as np  # noqa: E402
 
 from fracture_model import model_card  # noqa: E402
 from fracture_model.model_card import DEFAULT_MODEL_DIR, MODEL_FILE, read_card  # noqa: E402
-from fracture_model.ood import OUT_OF_DISTRIBUTION_NOTE, POOLED_FEATURES_LAYER, DistanceModel  # noqa: E402
+from fracture_model.ood import (  # noqa: E402
+    FEATURELESS_NOTE,
+    OUT_OF_DISTRIBUTION_NOTE,
+    POOLED_FEATURES_LAYER,
+    DistanceModel,
+    image_content,
+)
 from fracture_model.preprocess import PREPROCESSING_NAME, preprocess, zoomed_out  # noqa: E402
 
 DEFAULT_BATCH_SIZE = 16
@@ -25,9 +31,12 @@ class Prediction:
     probability_fractured: float
     operating_threshold: float
     in_distribution: bool | None = None
-    """False: the image lies outside what the model knows (``ood``); None: the model has no such check."""
+    """False: the image lies outside what the model knows (``ood``: too far from the training data, or
+    featureless); None: the model has no distance check and the image is not featureless."""
     distance: float | None = None
     """Mahalanobis distance of the image's pooled features from the training data (None without the check)."""
+    featureless: bool = False
+    """Nothing of a radiograph in the image (``ood.image_content``): a flat field, a smooth shade, noise."""
 
     @property
     def fractured(self) -> bool:
@@ -40,6 +49,8 @@ class Prediction:
     @property
     def out_of_distribution_note(self) -> str | None:
         """The one sentence to show beside the probability when the image is outside what the model knows."""
+        if self.featureless:
+            return FEATURELESS_NOTE
         return OUT_OF_DISTRIBUTION_NOTE if self.in_distribution is False else None
 
 
@@ -123,11 +134,14 @@ class Predictor:
     def predictions(self, batch: np.ndarray) -> list[Prediction]:
         """One ``Prediction`` per preprocessed input of ``batch`` (n, size, size, 1), in one forward pass."""
         probabilities, features = self.outputs(batch)
+        featureless = [image_content(image).featureless for image in np.asarray(batch)]
         if self.distance_model is None:
-            return [Prediction(float(p), self.operating_threshold) for p in probabilities]
+            return [Prediction(float(p), self.operating_threshold, False if empty else None, featureless=empty)
+                    for p, empty in zip(probabilities, featureless, strict=True)]
         distances = self.distance_model.distances(features)
-        return [Prediction(float(p), self.operating_threshold, bool(d <= self.distance_model.threshold), float(d))
-                for p, d in zip(probabilities, distances, strict=True)]
+        return [Prediction(float(p), self.operating_threshold, bool(d <= self.distance_model.threshold) and not empty,
+                           float(d), empty)
+                for p, d, empty in zip(probabilities, distances, featureless, strict=True)]
 
     def predict(self, pixels: np.ndarray) -> Prediction:
         """Score one decoded radiograph (2-D float in [0, 1])."""

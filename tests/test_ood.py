@@ -46,9 +46,8 @@ def test_shipped_predictor_batches_equal_single_predictions(shipped_predictor, s
 
 def test_shipped_model_flags_a_close_up_but_not_its_own_samples(shipped_predictor, sample_paths):
     """The samples are FracAtlas test images; a close-up of one (a sixth of its side, as teaching files crop)
-    is what the check is for. Whether featureless images (noise, a flat grey field) are flagged depends on
-    the model (``python bench/ood_examples.py`` prints their distances; the README gives them), so the
-    photograph check and the clinician remain the guard there, and this test does not ask.
+    is what the check is for. Featureless images (noise, a flat grey field) are the second check's
+    (``ood.image_content``, tests below): the distance does not flag them (``python bench/ood_examples.py``).
 
     The threshold is the 95th percentile of validation's distances, so some FracAtlas images are flagged by
     design: the model shipped on 30 November flagged both hand samples just above it (27.4 and 27.0 against
@@ -67,5 +66,82 @@ def test_shipped_model_flags_a_close_up_but_not_its_own_samples(shipped_predicto
     rows, columns = shifts.bone_pixels(pixels)
     close_up, _ = shifts.crop(pixels, (), (columns[len(columns) // 2], rows[len(rows) // 2]), max(pixels.shape) / 6)
     flagged = shipped_predictor.predict(close_up)
-    assert flagged.in_distribution is False
+    assert flagged.in_distribution is False and not flagged.featureless
     assert flagged.out_of_distribution_note == ood.OUT_OF_DISTRIBUTION_NOTE
+
+
+def _upload(image: np.ndarray) -> np.ndarray:
+    """An 8-bit image as the app gets it: saved as a PNG, decoded by ``read_radiograph``."""
+    import io
+
+    from PIL import Image
+
+    from fracture_model.imaging import read_radiograph
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return read_radiograph(buffer.getvalue()).pixels
+
+
+def _featureless_images() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    y, x = np.mgrid[:400, :400] / 399
+    return {
+        "flat grey": np.full((400, 400), 128, np.uint8),
+        "white": np.full((400, 400), 255, np.uint8),
+        "black": np.zeros((400, 400), np.uint8),
+        "gradient": (255 * x).astype(np.uint8),
+        "diagonal gradient on a wide image": np.tile(np.linspace(20, 230, 900), (350, 1)).astype(np.uint8),
+        "grey field wider than high (letterboxed)": np.full((200, 600), 180, np.uint8),
+        "mild vignette": (210 / (1 + (x - 0.5) ** 2 + (y - 0.5) ** 2) ** 2).astype(np.uint8),
+        "uniform noise": rng.integers(0, 256, (400, 400)).astype(np.uint8),
+        "salt and pepper": (rng.integers(0, 2, (400, 400)) * 255).astype(np.uint8),
+    }
+
+
+@pytest.mark.parametrize("name", list(_featureless_images()))
+def test_images_with_nothing_of_a_radiograph_are_featureless(name):
+    from fracture_model.preprocess import preprocess
+
+    content = ood.image_content(preprocess(_upload(_featureless_images()[name]), 384))
+    assert content.featureless, content
+
+
+def test_radiographs_rotated_shrunk_and_cropped_are_not_featureless(sample_paths):
+    """The samples, each turned by 37 degrees, at 224 px, and as a close-up of a sixth of its side."""
+    import cv2
+
+    from fracture_model import shifts
+    from fracture_model.imaging import read_radiograph
+    from fracture_model.preprocess import preprocess
+
+    for path in sample_paths:
+        pixels = read_radiograph(path.read_bytes()).pixels
+        rows, columns = shifts.bone_pixels(pixels)
+        close_up, _ = shifts.crop(pixels, (), (columns[len(columns) // 2], rows[len(rows) // 2]), max(pixels.shape) / 6)
+        small = cv2.resize(pixels, (224, round(224 * pixels.shape[0] / pixels.shape[1])), interpolation=cv2.INTER_AREA)
+        for version in (pixels, shifts.rotate(pixels, (), 37.0)[0], small, close_up):
+            content = ood.image_content(preprocess(version, 384))
+            assert not content.featureless, (path.name, content)
+            assert content.structure > 2 * ood.MIN_STRUCTURE and content.neighbour_correlation > 0.9
+
+
+def test_a_featureless_upload_is_scored_and_flagged_with_its_own_sentence(shipped_predictor, sample_paths):
+    from fracture_model.imaging import read_radiograph
+
+    grey, noise = _featureless_images()["flat grey"], _featureless_images()["uniform noise"]
+    sample = read_radiograph(sample_paths[0].read_bytes()).pixels
+    found = shipped_predictor.predict_many([_upload(grey), _upload(noise), sample])
+    for prediction in found[:2]:
+        assert prediction.featureless and prediction.in_distribution is False
+        assert 0.0 <= prediction.probability_fractured <= 1.0  # warned, never refused
+        assert prediction.out_of_distribution_note == ood.FEATURELESS_NOTE
+    assert not found[2].featureless and found[2].in_distribution is True and found[2].out_of_distribution_note is None
+
+
+@pytest.mark.parametrize(("in_distribution", "featureless", "note"), [
+    (None, False, None), (False, True, ood.FEATURELESS_NOTE), (False, False, ood.OUT_OF_DISTRIBUTION_NOTE)])
+def test_the_featureless_sentence_replaces_the_general_one(in_distribution, featureless, note):
+    from fracture_model.predictor import Prediction
+
+    assert Prediction(0.3, 0.5, in_distribution, featureless=featureless).out_of_distribution_note == note

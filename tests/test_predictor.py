@@ -52,9 +52,14 @@ def _expected_probability(pixels: np.ndarray) -> float:
 
 
 def _images(count: int) -> list[np.ndarray]:
+    """Brighter and brighter images, each with a brighter band down its middle (not featureless: ``ood``)."""
     rng = np.random.default_rng(0)
-    return [np.clip(rng.normal(0.1 + 0.8 * i / count, 0.05, (40 + 3 * i, 48)), 0, 1).astype(np.float32)
-            for i in range(count)]
+    images = []
+    for i in range(count):
+        image = rng.normal(0.1 + 0.7 * i / count, 0.02, (40 + 3 * i, 48))
+        image[:, 16:32] += 0.15
+        images.append(np.clip(image, 0, 1).astype(np.float32))
+    return images
 
 
 @pytest.mark.parametrize(("probability", "threshold", "fractured"),
@@ -114,6 +119,20 @@ def test_distance_check_flags_at_its_threshold(model):
     assert [p.in_distribution for p in predictions] == [True, True, False, False, False]
     assert predictions[4].out_of_distribution_note == OUT_OF_DISTRIBUTION_NOTE
     assert all(p.operating_threshold == 0.5 and p.fractured is (p.probability_fractured >= 0.5) for p in predictions)
+
+
+def test_a_featureless_image_is_flagged_with_or_without_a_distance_check(model):
+    flat = np.full((48, 48), 0.5, np.float32)  # square, so its mean is the training mean: the distance passes it
+    with_check = Predictor(model, _card(), distance_model=DistanceModel(np.full(1, 0.5), np.eye(1), 0.25))
+    without = Predictor(model, _card())
+    for predictor in (with_check, without):
+        flagged, banded = predictor.predict_many([flat, _images(3)[1]])
+        assert flagged.featureless and flagged.in_distribution is False
+        assert flagged.out_of_distribution_note == ood.FEATURELESS_NOTE
+        assert flagged.probability_fractured == pytest.approx(_expected_probability(flat), abs=1e-6)
+        assert not banded.featureless
+    assert with_check.predict(flat).distance == pytest.approx(0.0, abs=1e-5)
+    assert without.predict(_images(3)[1]).in_distribution is None
 
 
 @pytest.mark.parametrize(("change", "words"), [({"preprocessing": "imagenet"}, "preprocessing"),
