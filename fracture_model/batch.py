@@ -6,8 +6,8 @@ SOURCE is a folder (searched recursively, hidden files skipped), a file, or ``@p
 per line). PNG, JPEG and DICOM are recognised by content, with or without an extension. DIR receives
 Parquet files only, with one row per image: ``path`` (absolute), ``probability_fractured``,
 ``decision``, ``error`` (the predict command's sentence, or null), ``model_version`` and
-``in_distribution`` (null where the model has no out-of-distribution check); ``pandas.read_parquet(DIR)``
-reads the whole result.
+``in_distribution`` (false for a featureless image, else null where the model has no distance check);
+``pandas.read_parquet(DIR)`` reads the whole result.
 
 The job is resumable: each finished batch is written as its own Parquet part (atomically: written
 under a hidden name, then renamed), and a new run skips every path DIR already holds, so a killed run

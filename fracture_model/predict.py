@@ -5,8 +5,9 @@
 PATH is a PNG, JPEG or DICOM file, or a folder (searched recursively). Writes one CSV row per image
 to standard output, header ``path,probability_fractured,decision,in_distribution``: the first three
 stay first (other tools read them); ``in_distribution`` is ``false`` when the image lies outside what
-the model knows (``fracture_model.ood``: read the probability with extra care), ``true`` otherwise, and
-empty for a model without that check. A file that cannot be read gets one
+the model knows (``fracture_model.ood``: too far from the training data, or featureless; read the
+probability with extra care), ``true`` otherwise, and empty for a model without the distance check
+(``false`` still for a featureless image). A file that cannot be read gets one
 sentence on standard error; the other files are still scored, and the exit code is 1 at the end.
 
 An image that does not look like a radiograph (a colour photograph) is, as in the app, not scored
