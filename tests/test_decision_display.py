@@ -10,17 +10,19 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 
-def _draw(probability: float, threshold: float, in_distribution: bool | None = None, scored_anyway: bool = False):
-    def script(probability, threshold, in_distribution, scored_anyway):
+def _draw(probability: float, threshold: float, in_distribution: bool | None = None, scored_anyway: bool = False,
+          featureless: bool = False):
+    def script(probability, threshold, in_distribution, scored_anyway, featureless):
         from fracture_model.predictor import Prediction
         from pages.components import show_prediction
 
         card = {"operating_threshold": threshold, "operating_threshold_rule": "youden",
                 "test": {"at_operating_threshold": {"sensitivity": 0.873, "specificity": 0.838}}}
-        show_prediction(Prediction(probability, threshold, in_distribution), card, scored_anyway=scored_anyway)
+        show_prediction(Prediction(probability, threshold, in_distribution, featureless=featureless), card,
+                        scored_anyway=scored_anyway)
 
     return AppTest.from_function(
-        script, args=(probability, threshold, in_distribution, scored_anyway), default_timeout=60).run()
+        script, args=(probability, threshold, in_distribution, scored_anyway, featureless), default_timeout=60).run()
 
 
 def _decisions(at: AppTest) -> list[str]:
@@ -54,6 +56,14 @@ def test_out_of_distribution_note_beside_the_decision(in_distribution, warned):
     at = _draw(0.7, 0.5, in_distribution)
     assert [w.value for w in at.warning] == ([OUT_OF_DISTRIBUTION_NOTE] if warned else [])
     assert len(_decisions(at)) == 1  # the decision is still shown
+
+
+def test_a_featureless_image_gets_its_own_sentence_and_still_its_decision():
+    from fracture_model.ood import FEATURELESS_NOTE
+
+    at = _draw(0.03, 0.144, False, featureless=True)
+    assert [w.value for w in at.warning] == [FEATURELESS_NOTE]
+    assert _decisions(at) == ["### :green-background[No fracture detected]"]
 
 
 def test_scored_on_request_is_said():
