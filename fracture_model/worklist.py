@@ -87,6 +87,11 @@ class StudyLine:
     def out_of_distribution(self) -> bool:
         return any(item.prediction.in_distribution is False for item in self.scored_items)
 
+    @property
+    def featureless(self) -> bool:
+        """A view with nothing of a radiograph in it (``ood.image_content``): its probability means nothing."""
+        return any(item.prediction.featureless for item in self.scored_items)
+
 
 def expand_uploads(files: Iterable[tuple[str, bytes]], max_archive_bytes: int = MAX_ARCHIVE_BYTES) -> list[WorkItem]:
     """One ``WorkItem`` per uploaded file; a ``.zip`` gives one per file inside it (``archive.zip/inner/name``).

@@ -77,7 +77,10 @@ def _line_decision(line: StudyLine) -> str:
 
 def _line_note(line: StudyLine, hide_names: bool) -> str:
     notes = []
-    if line.out_of_distribution:
+    if line.featureless:
+        notes.append("Nothing of a radiograph in this image: its probability means nothing." if len(line.items) == 1
+                     else "Nothing of a radiograph in one of its views: that view's probability means nothing.")
+    elif line.out_of_distribution:
         notes.append("Unlike the training radiographs: read with extra care.")
     problems = [f"{item.label(hide_names)}: {item.problem}"
                 if len(line.items) > 1 else item.problem for item in line.items if item.problem]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,12 @@ from tests.conftest import REPO, SAMPLES
 TIMEOUT = 600  # the first run in a process waits for the model to load and warm (minutes on a busy CPU)
 
 
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def _dicom_of(path, study: str) -> bytes:
     return dicom_image(np.asarray(Image.open(path).convert("L"), dtype=np.uint8), StudyInstanceUID=study)
 
@@ -29,7 +36,8 @@ def worklist() -> AppTest:
     files = [(path.name, path.read_bytes(), "image/jpeg") for path in samples[:4]]
     files += [("ap.dcm", _dicom_of(samples[4], "1.2.3.4"), "application/octet-stream"),
               ("lat.dcm", _dicom_of(samples[5], "1.2.3.4"), "application/octet-stream"),
-              ("report.pdf", b"%PDF-1.4 not an image", "application/pdf")]
+              ("report.pdf", b"%PDF-1.4 not an image", "application/pdf"),
+              ("blank.png", _png(np.full((300, 400), 128, np.uint8)), "image/png")]
     at.get("file_uploader")[0].set_value(files)
     return at.run()
 
@@ -41,14 +49,19 @@ def _table(at: AppTest):
 def test_files_are_scored_and_listed_most_suspicious_first(worklist):
     assert not worklist.exception
     table = _table(worklist)
-    assert len(table) == 6  # 4 images, one study of two DICOM views, one unreadable file
+    assert len(table) == 7  # 4 images, one study of two DICOM views, a blank image, one unreadable file
     scored = table["P(fractured)"].dropna().tolist()
-    assert scored == sorted(scored, reverse=True) and len(scored) == 5
+    assert scored == sorted(scored, reverse=True) and len(scored) == 6
     assert table["decision"].iloc[-1] == "Not scored" and "not an image" in table["note"].iloc[-1]
     study = table[table["views"] == 2]
     assert len(study) == 1 and "more view" in study["study / file"].iloc[0]
-    assert all(value.startswith("data:image/jpeg;base64,") for value in table["image"].iloc[:5])
-    assert any("**7** file(s) in **6** line(s)" in markdown.value for markdown in worklist.markdown)
+    assert all(value.startswith("data:image/jpeg;base64,") for value in table["image"].iloc[:6])
+    assert any("**8** file(s) in **7** line(s)" in markdown.value for markdown in worklist.markdown)
+    # the blank image is scored, and its line says there is nothing of a radiograph in it
+    blank = table[table["study / file"] == "blank.png"]
+    assert blank["note"].tolist() == ["Nothing of a radiograph in this image: its probability means nothing."]
+    assert not blank["P(fractured)"].isna().any()
+    assert not any("Nothing of a radiograph" in note for note in table[table["study / file"] != "blank.png"]["note"])
     shown = " ".join(str(value) for value in table.to_numpy().ravel())
     assert find_planted(shown) == []
 
