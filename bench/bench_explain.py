@@ -23,13 +23,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
+from bench.timing import report, timed  # noqa: E402
 from fracture_model import localisation  # noqa: E402
 from fracture_model.evaluate import case_image  # noqa: E402
 from fracture_model.explain import METHODS, SCORECAM_CHANNELS, Explainer  # noqa: E402
 from fracture_model.imaging import read_radiograph  # noqa: E402
-from bench.timing import report, timed  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
 
 

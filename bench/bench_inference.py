@@ -23,11 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 
+from bench.timing import report, timed  # noqa: E402
 from fracture_model.explain import METHODS, Explainer  # noqa: E402
 from fracture_model.imaging import read_radiograph  # noqa: E402
-from bench.timing import report, timed  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
 
 

@@ -69,7 +69,8 @@ def main() -> None:
     if args.json:
         pd.concat(every_row).to_csv(args.json.with_suffix(".csv"), index=False)  # re-summarise at any threshold
         args.json.write_text(json.dumps({"model_version": predictor.model_version, "split": args.split,
-                                         "seed": args.seed, "normal_images": args.normal_images, "sets": summaries}, indent=2) + "\n")
+                                         "seed": args.seed, "normal_images": args.normal_images, "sets": summaries},
+                                        indent=2) + "\n")
 
 
 if __name__ == "__main__":

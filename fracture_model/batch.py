@@ -119,7 +119,8 @@ def prepare_output(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     strangers = sorted(
         entry.name for entry in out_dir.iterdir()
-        if not _is_bookkeeping(entry.name) and not (entry.name.startswith(_PART_PREFIX) and entry.name.endswith(".parquet"))
+        if not _is_bookkeeping(entry.name)
+        and not (entry.name.startswith(_PART_PREFIX) and entry.name.endswith(".parquet"))
     )
     if strangers:
         raise BatchError(
@@ -162,7 +163,8 @@ class PartWriter:
 # ----------------------------------------------------------------------------------------------
 
 
-def decode_batch(batch: dict[str, np.ndarray], *, image_size: int, score_photographs: bool = False) -> dict[str, np.ndarray]:
+def decode_batch(batch: dict[str, np.ndarray], *, image_size: int,
+                 score_photographs: bool = False) -> dict[str, np.ndarray]:
     """Paths -> network inputs: read each file, `read_radiograph`, refuse photographs as the predict command
     does, and `preprocess`. An unreadable file gets a zero image and its sentence in ``error`` ("" when fine)."""
     from fracture_model.imaging import InputError, looks_like_radiograph, read_radiograph
@@ -372,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engine", choices=("ray", "local"), default="ray", help="Ray Data, or one local process")
     parser.add_argument("--address", default=None,
                         help="Ray cluster to join ('auto' or HOST:PORT); without it a local Ray starts")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per model call and per Parquet part")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
+                        help="images per model call and per Parquet part")
     parser.add_argument("--actors", type=int, default=None,
                         help="model actors (Ray); default one per GPU, or one per node without GPUs")
     parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR, help="model and model_card.json")

@@ -346,7 +346,8 @@ def augment_robust(image: np.ndarray, rng: np.random.Generator, mask: np.ndarray
         zoom /= abs(np.cos(theta)) + abs(np.sin(theta))
     flip_x = -1.0 if rng.random() < 0.5 else 1.0
     flip_y = -1.0 if "rotation" in levers and rng.random() < 0.2 else 1.0
-    linear = zoom * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]]) @ np.diag([flip_x, flip_y])
+    turn = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    linear = zoom * turn @ np.diag([flip_x, flip_y])
     matrix = np.hstack([linear, (np.array([size / 2, size / 2]) - linear @ np.asarray(centre))[:, None]])
 
     def warp(values: np.ndarray, interpolation: int) -> np.ndarray:
@@ -436,7 +437,8 @@ class RadiographBatches(keras.utils.PyDataset):
         if self.boxes is not None:
             return self._with_targets(images, rows)
         if self.training:
-            images = np.stack([self._augment(image, int(label)) for image, label in zip(images, self.labels[rows])])
+            images = np.stack([self._augment(image, int(label))
+                               for image, label in zip(images, self.labels[rows], strict=True)])
         return images, self.labels[rows]
 
     def _augment(self, image: np.ndarray, label: int, mask: np.ndarray | None = None):

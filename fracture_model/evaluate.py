@@ -41,7 +41,12 @@ from fracture_model import localisation, metrics
 from fracture_model.explain import DEFAULT_METHOD, METHODS, Explainer, mark_peak, overlay
 from fracture_model.imaging import read_radiograph
 from fracture_model.model_card import (  # EVALUATION_DIR, CASES_DIR: still importable from here
-    CASES_DIR, DEFAULT_MODEL_DIR, EVALUATION_DIR, SPLIT_FILE, read_card, write_card,
+    CASES_DIR,
+    DEFAULT_MODEL_DIR,
+    EVALUATION_DIR,
+    SPLIT_FILE,
+    read_card,
+    write_card,
 )
 from fracture_model.predictor import Predictor
 from fracture_model.preprocess import Letterbox
@@ -471,7 +476,8 @@ def main(argv: list[str] | None = None) -> int:
     write_card(args.model_dir, card)
     point = results["operating_point"]
     print(
-        f"test ROC AUC {results['roc_auc']:.3f} (95% CI {results['roc_auc_ci95'][0]:.3f}-{results['roc_auc_ci95'][1]:.3f}); "
+        f"test ROC AUC {results['roc_auc']:.3f} "
+        f"(95% CI {results['roc_auc_ci95'][0]:.3f}-{results['roc_auc_ci95'][1]:.3f}); "
         f"at threshold {threshold:.3f}: sensitivity {point['sensitivity']:.3f}, specificity {point['specificity']:.3f}"
     )
     if "localisation" in results:

@@ -115,7 +115,8 @@ class Explainer:
         maps = np.stack([cv2.resize(cell_map, size, interpolation=cv2.INTER_LINEAR) for cell_map in cells])
         return np.clip(maps, 0.0, 1.0)
 
-    def explain(self, network_input: np.ndarray, original_shape: tuple[int, int], method: str = DEFAULT_METHOD) -> Explanation:
+    def explain(self, network_input: np.ndarray, original_shape: tuple[int, int],
+                method: str = DEFAULT_METHOD) -> Explanation:
         """Explain one preprocessed image (1, size, size, 1) of a radiograph of ``original_shape``."""
         input_heatmap = self.input_heatmaps(network_input, method)[0]
         letterbox = Letterbox(original_shape, network_input.shape[1])

@@ -179,7 +179,8 @@ def with_evidence_map(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, [model.outputs[0], evidence], name=f"{model.name}_with_evidence_map")
 
 
-HEAD_LAYERS = frozenset({"radiograph", "image", "to_unit_range", "gray_to_rgb", "pool", "dropout", OUTPUT_LAYER, "imagenet_logits"})
+HEAD_LAYERS = frozenset({"radiograph", "image", "to_unit_range", "gray_to_rgb", "pool", "dropout", OUTPUT_LAYER,
+                         "imagenet_logits"})
 
 
 def backbone_layer_names(model: keras.Model) -> list[str]:

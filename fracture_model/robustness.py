@@ -55,7 +55,8 @@ def benchmark_frame(split: pd.DataFrame, split_name: str, normal_images: int | N
 def set_images(frame: pd.DataFrame, images_dir: Path, boxes: dict, shifted: ShiftedSet, seed: int) -> Iterator:
     """The shifted set's images of ``frame``: ``(row index, pixels, boxes)``, deterministically (``seed``)."""
     paths, labels = list(frame["path"]), frame["fractured"].astype(int).tolist()
-    own_boxes = [boxes.get(image_id, ()) if label else () for image_id, label in zip(frame["image_id"], labels, strict=True)]
+    own_boxes = [boxes.get(image_id, ()) if label else ()
+                 for image_id, label in zip(frame["image_id"], labels, strict=True)]
 
     def load(index: int) -> np.ndarray:
         return read_radiograph((images_dir / paths[index]).read_bytes()).pixels
@@ -85,7 +86,8 @@ def score_set(predictor, explainer, frame: pd.DataFrame, images_dir: Path, boxes
             if i in maps:
                 heatmap = Letterbox(pixels.shape, inputs.shape[1]).crop_to_original(maps[i])
                 peak = localisation.heatmap_peak(heatmap)
-                hit = int(peak is not None and localisation.pointing_hit(peak, found, shifts.tolerance_px(pixels.shape)))
+                tolerance = shifts.tolerance_px(pixels.shape)
+                hit = int(peak is not None and localisation.pointing_hit(peak, found, tolerance))
             rows.append({"image_id": frame["image_id"].iloc[index], "fractured": int(frame["fractured"].iloc[index]),
                          "probability_fractured": prediction.probability_fractured,
                          "in_distribution": prediction.in_distribution, "pointing_hit": hit})
@@ -139,5 +141,6 @@ def table(summaries: dict[str, dict]) -> str:
                      else f"{number(found['roc_auc_flagged'])} / {number(found['roc_auc_unflagged'])}")
         lines.append(f"| {name} | {found['images']} ({found['fractured']}) | {number(found['roc_auc'])} | "
                      f"{number(found['sensitivity'])} | {number(found['specificity'])} | "
-                     f"{number(found['pointing_hit_rate'], 2)} ({found['pointing_images']}) | {flagged} | {split_auc} |")
+                     f"{number(found['pointing_hit_rate'], 2)} ({found['pointing_images']}) | "
+                     f"{flagged} | {split_auc} |")
     return "\n".join(lines)

@@ -384,15 +384,18 @@ def main(argv: list[str] | None = None) -> int:
     # threshold a quantile of the validation split's distances.
     features = keras.Model(model.inputs, model.get_layer(ood.POOLED_FEATURES_LAYER).output)
     distance_model = ood.fit(
-        features.predict(data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=False), verbose=0),
+        features.predict(data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=False),
+                         verbose=0),
         features.predict(validation_batches, verbose=0), args.ood_quantile)
     distance_model.save(args.out / ood.OOD_FILE)
     shifted_flagged = None
     if shifted is not None:
-        shifted_features = features.predict(data.RadiographBatches(*shifted, args.batch_size, training=False), verbose=0)
+        shifted_features = features.predict(data.RadiographBatches(*shifted, args.batch_size, training=False),
+                                            verbose=0)
         shifted_flagged = float(1.0 - distance_model.in_distribution(shifted_features).mean())
     print(f"out-of-distribution threshold {distance_model.threshold:.2f} (validation quantile {args.ood_quantile}); "
-          f"flags {shifted_flagged if shifted_flagged is not None else float('nan'):.1%} of the shifted validation copy")
+          f"flags {shifted_flagged if shifted_flagged is not None else float('nan'):.1%} "
+          "of the shifted validation copy")
     command = "python -m fracture_model.train " + " ".join(sys.argv[1:] if argv is None else argv)
     card = {
         "name": "Fracture Lens EfficientNet-Lite0",

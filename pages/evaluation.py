@@ -401,7 +401,8 @@ st.caption("Red dot: the operating threshold. Dashed: chance (ROC) and perfect c
 
 st.subheader("Threshold explorer")
 explored = st.slider("Threshold", 0.0, 1.0, round(threshold, 2), 0.01, key="threshold_explorer",
-                     help="Recomputed live from the stored test-set predictions; the app keeps the operating threshold.")
+                     help="Recomputed live from the stored test-set predictions; "
+                          "the app keeps the operating threshold.")
 live = metrics.at_threshold(labels, probabilities, explored)
 cells = st.columns(4)
 cells[0].metric("Sensitivity", _percent(live.sensitivity))
@@ -409,7 +410,8 @@ cells[1].metric("Specificity", _percent(live.specificity))
 cells[2].metric("PPV", _percent(None if pd.isna(live.ppv) else live.ppv))
 cells[3].metric("NPV", _percent(None if pd.isna(live.npv) else live.npv))
 st.caption(f"{live.true_positives} fractures found, {live.false_negatives} missed; "
-           f"{live.false_positives} false alarms among {live.false_positives + live.true_negatives} normal radiographs.")
+           f"{live.false_positives} false alarms among {live.false_positives + live.true_negatives} "
+           "normal radiographs.")
 
 st.subheader("Subgroups")
 subgroups = results["subgroups"]

@@ -193,7 +193,8 @@ if shown:
     )
 else:
     st.caption("No line is flagged as a suspected fracture.")
-st.download_button("Download CSV", data=csv_text(items, worklist["model_version"]), file_name="fracture_lens_worklist.csv",
+st.download_button("Download CSV", data=csv_text(items, worklist["model_version"]),
+                   file_name="fracture_lens_worklist.csv",
                    mime="text/csv", on_click="ignore", icon=":material/download:", key="worklist_csv",
                    help="One row per file: path,probability_fractured,decision first (as the predict command), "
                         "then in_distribution, the study line, status and reason, and the model version. "

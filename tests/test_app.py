@@ -35,9 +35,11 @@ def test_sample_button_shows_probability_decision_and_heatmap(app):
     assert any("Decision threshold" in m.value for m in app.markdown)
     assert len(app.image) >= 3  # original, overlay, heatmap
     # beside the map, how often this method's peak found the fracture on the test split (stored figures)
-    stored = json.loads((MODEL_DIR / "evaluation" / "metrics.json").read_text())["localisation"]["by_method"]["Grad-CAM"]
+    metrics = json.loads((MODEL_DIR / "evaluation" / "metrics.json").read_text())
+    stored = metrics["localisation"]["by_method"]["Grad-CAM"]
     trust = [c.value for c in app.caption if c.value.startswith("How far to trust the map")]
-    assert len(trust) == 1 and f"in {stored['pointing_hit_rate']:.0%} of them ({stored['pointing_hits']} images)" in trust[0]
+    assert len(trust) == 1
+    assert f"in {stored['pointing_hit_rate']:.0%} of them ({stored['pointing_hits']} images)" in trust[0]
 
 
 def test_uploaded_radiograph_is_scored(app, fractured_sample):

@@ -23,8 +23,6 @@ from streamlit.testing.v1 import AppTest
 from fracture_model.imaging import read_radiograph
 from fracture_model.model_card import read_card
 from tests.bad_inputs import (
-    files_written_since,
-    planted_in_files,
     BAD_INPUTS,
     CR_WINDOW,
     EXIF_ROTATED_STORED_SIZE,
@@ -36,7 +34,9 @@ from tests.bad_inputs import (
     dicom_bytes,
     dicom_dataset,
     document_photograph,
+    files_written_since,
     find_planted,
+    planted_in_files,
 )
 from tests.conftest import MODEL_DIR, REPO
 

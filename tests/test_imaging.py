@@ -29,12 +29,12 @@ from fracture_model.imaging import (
 from tests.bad_inputs import (
     BAD_INPUTS,
     PLANTED_PATIENT,
+    assert_one_sentence,
     dicom_bytes,
     dicom_dataset,
     dicom_image,
     encode,
     png_declaring,
-    assert_one_sentence,
     ramp,
 )
 

@@ -210,7 +210,8 @@ def test_operating_point_reports_its_threshold_f1_and_kappa_and_counts_one_class
     assert point.cohen_kappa == pytest.approx(cohen_kappa_score(labels, called))
     # only normal radiographs, none called: every case is a true negative (a 1 x 1 confusion matrix otherwise)
     normal = metrics.at_threshold(np.zeros(5, int), np.full(5, 0.1), 0.5)
-    assert (normal.true_negatives, normal.false_positives, normal.false_negatives, normal.true_positives) == (5, 0, 0, 0)
+    counts = (normal.true_negatives, normal.false_positives, normal.false_negatives, normal.true_positives)
+    assert counts == (5, 0, 0, 0)
 
 
 def test_sensitivity_at_specificity_known_answer():

@@ -104,8 +104,9 @@ def test_the_server_opens_once_the_model_is_loaded_and_warm(monkeypatch, failure
     import threading
     from pathlib import Path
 
-    import pages.shared
     from streamlit.web.server.app_discovery import discover_asgi_app
+
+    import pages.shared
 
     assert discover_asgi_app(Path(REPO / "app.py")).is_asgi_app  # `streamlit run app.py` serves `app`
     calls = []

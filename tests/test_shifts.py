@@ -63,7 +63,8 @@ def test_shifted_copies_are_deterministic_and_independent_of_the_other_images():
     rows = [(1, (Box(85, 100, 30, 30),)), (0, ()), (1, ())]
 
     def copies(kind, chosen):
-        found = shifts.shifted_images([rows[i] for i in chosen], lambda i: images[chosen[i]], kind, seed=5, zoom_factor=2)
+        found = shifts.shifted_images([rows[i] for i in chosen], lambda i: images[chosen[i]], kind, seed=5,
+                                      zoom_factor=2)
         return {chosen[i]: pixels for i, pixels, _ in found}
 
     for kind in shifts.SHIFTS:

@@ -43,7 +43,8 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert card["box_supervision"]["weight"] == 1.0
     assert 0.0 <= card["box_supervision"]["validation_cell_pointing"] <= 1.0
     history = pd.read_csv(trained / "history.csv")
-    assert {"evidence_map_loss", "probability_fractured_loss", "val_roc_auc", "val_cell_pointing"} <= set(history.columns)
+    columns = set(history.columns)
+    assert {"evidence_map_loss", "probability_fractured_loss", "val_roc_auc", "val_cell_pointing"} <= columns
     assert history["evidence_map_loss"].notna().all() and (history["evidence_map_loss"] >= 0).all()
     # the recorded figure is the one of the kept (best validation AUC) epoch, across both phases
     best = history["val_roc_auc"].idxmax()
@@ -74,7 +75,8 @@ def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tm
     frame = data.load_index(tiny_fracatlas)
     expected = dict(zip(frame["image_id"], data.assign_splits(frame, seed=3), strict=True))
     split = pd.read_csv(tmp_path / "split.csv")
-    assert dict(zip(split["image_id"], split["split"], strict=True)) == {key: expected[key] for key in split["image_id"]}
+    written = dict(zip(split["image_id"], split["split"], strict=True))
+    assert written == {key: expected[key] for key in split["image_id"]}
     assert card["box_supervision"] is None
     assert card["training"]["levers"] == ["rotation", "overlays"]
     # the description names all four parts of the recipe, so the card says which were off
@@ -115,7 +117,8 @@ def test_evaluation_regenerates_metrics_predictions_and_cases(trained, evaluated
     assert sorted(predictions["image_id"]) == sorted(split.loc[split["split"] == "test", "image_id"])
 
     results = json.loads((folder / "metrics.json").read_text())
-    assert results["roc_auc"] == pytest.approx(roc_auc_score(predictions["fractured"], predictions["probability_fractured"]))
+    expected_auc = roc_auc_score(predictions["fractured"], predictions["probability_fractured"])
+    assert results["roc_auc"] == pytest.approx(expected_auc)
     low, high = results["roc_auc_ci95"]
     assert low <= results["roc_auc"] <= high
     threshold = read_card(trained)["operating_threshold"]

@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "assets/pretrained/efficientnet_lite0_imagenet.npz")
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed logit difference")
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--reference", type=Path, default=REPO / "tests/fixtures/efficientnet_lite0_torch_reference.npz",
+    parser.add_argument("--reference", type=Path,
+                        default=REPO / "tests/fixtures/efficientnet_lite0_torch_reference.npz",
                         help="where to save PyTorch's pooled features for two fixed inputs (checked in the tests)")
     args = parser.parse_args(argv)
 

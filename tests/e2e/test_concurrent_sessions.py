@@ -22,7 +22,6 @@ from tests.conftest import SAMPLES
 from tests.e2e.conftest import (
     DROPZONE,
     SCREENSHOTS,
-    WAIT_MS,
     drop_file,
     probability_text,
     shown_original,

@@ -17,8 +17,6 @@ import pytest
 
 from fracture_model.imaging import read_radiograph
 from tests.bad_inputs import (
-    files_written_since,
-    planted_in_files,
     BAD_INPUTS,
     CR_WINDOW,
     PLANTED_PATIENT,
@@ -26,7 +24,9 @@ from tests.bad_inputs import (
     cr_radiograph,
     dicom_bytes,
     dicom_dataset,
+    files_written_since,
     find_planted,
+    planted_in_files,
 )
 from tests.conftest import SAMPLES
 from tests.e2e.conftest import (

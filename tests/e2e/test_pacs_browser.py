@@ -21,7 +21,6 @@ from fracture_model import pacs
 from tests.e2e.conftest import SCREENSHOTS, WAIT_MS, open_app, running_server
 from tests.orthanc import PLANTED, REQUIRED_IDENTIFIERS, running_orthanc, upload_small_study
 
-
 SCORING_WAIT_MS = 600_000
 """Fetching, scoring and the heatmap on a fresh server (the model loads and warms in the background first):
 seconds on a quiet 2-core CPU, but over 5 minutes was seen with a training run and other test runs beside it."""
