@@ -72,15 +72,12 @@ def test_shipped_model_flags_a_close_up_but_not_its_own_samples(shipped_predicto
 
 def _upload(image: np.ndarray) -> np.ndarray:
     """An 8-bit image as the app gets it: saved as a PNG, decoded by ``read_radiograph``."""
-    import io
-
     from PIL import Image
 
     from fracture_model.imaging import read_radiograph
+    from tests.bad_inputs import encode
 
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return read_radiograph(buffer.getvalue()).pixels
+    return read_radiograph(encode(Image.fromarray(image), "PNG")).pixels
 
 
 def _featureless_images() -> dict[str, np.ndarray]:

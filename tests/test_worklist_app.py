@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 import textwrap
@@ -12,16 +11,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.bad_inputs import dicom_image, find_planted
+from tests.bad_inputs import dicom_image, encode, find_planted
 from tests.conftest import REPO, SAMPLES
 
 TIMEOUT = 600  # the first run in a process waits for the model to load and warm (minutes on a busy CPU)
-
-
-def _png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _dicom_of(path, study: str) -> bytes:
@@ -37,7 +30,7 @@ def worklist() -> AppTest:
     files += [("ap.dcm", _dicom_of(samples[4], "1.2.3.4"), "application/octet-stream"),
               ("lat.dcm", _dicom_of(samples[5], "1.2.3.4"), "application/octet-stream"),
               ("report.pdf", b"%PDF-1.4 not an image", "application/pdf"),
-              ("blank.png", _png(np.full((300, 400), 128, np.uint8)), "image/png")]
+              ("blank.png", encode(Image.fromarray(np.full((300, 400), 128, np.uint8)), "PNG"), "image/png")]
     at.get("file_uploader")[0].set_value(files)
     return at.run()
 
