@@ -127,3 +127,40 @@ def tiny_fracatlas(tmp_path_factory) -> Path:
     (root / "annotations").mkdir()
     (root / "annotations" / "coco_fractures.json").write_text(json.dumps(coco))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tiny_fracatlas, tmp_path_factory) -> Path:
+    """A training run on ``tiny_fracatlas`` with the default recipe (box supervision, LiteRT copy) at 64 px, one
+    head-only and one whole-network epoch, seed 3. Trained once per session (training is the slowest thing in the
+    suite) for ``test_train_evaluate`` and ``test_soup``: never change this folder, copy it first."""
+    from fracture_model import train
+
+    out = tmp_path_factory.mktemp("trained_run")
+    assert train.main([
+        "--data", str(tiny_fracatlas), "--out", str(out), "--image-size", "64", "--batch-size", "8",
+        "--frozen-epochs", "1", "--epochs", "1", "--seed", "3",
+    ]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_run(tiny_fracatlas, tmp_path_factory) -> Path:
+    """A second run on the same split (seed 3) with another training seed (8): the plain recipe (no box
+    supervision), levers rotation and overlays, stopped by a STOP file after its first epoch, and no LiteRT copy
+    (as under JAX). Trained once per session for ``test_train_evaluate`` and ``test_soup``: never change this
+    folder, copy it first."""
+    from fracture_model import train
+
+    out = tmp_path_factory.mktemp("plain_run")
+    # a STOP file in the run's folder ends the run after its first epoch; the best epoch is checkpointed
+    (out / train.STOP_FILE).touch()
+    with pytest.MonkeyPatch.context() as patch:
+        # as under JAX on a GPU machine: no LiteRT converter, so the copy is made afterwards by its own command
+        patch.setattr(train, "_can_convert_to_lite", lambda: False)
+        assert train.main([
+            "--data", str(tiny_fracatlas), "--out", str(out), "--image-size", "64", "--batch-size", "8",
+            "--frozen-epochs", "0", "--epochs", "3", "--seed", "3", "--training-seed", "8", "--box-loss-weight", "0",
+            "--levers", "rotation,overlays",
+        ]) == 0
+    return out

@@ -7,37 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fracture_model import network, soup, train
-from fracture_model.model_card import read_card, write_card
+from fracture_model import network, soup
+from fracture_model.model_card import read_card
 from fracture_model.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
-def two_runs(tiny_fracatlas, tmp_path_factory, monkeypatch_module):
-    """One tiny run, and a second on the same split whose weights differ (as another training seed's would)."""
-    monkeypatch_module.setattr(train, "_can_convert_to_lite", lambda: False)  # as under JAX; not what is tested here
-    first = tmp_path_factory.mktemp("run_a")
-    assert train.main(["--data", str(tiny_fracatlas), "--out", str(first), "--image-size", "64", "--batch-size", "8",
-                       "--frozen-epochs", "0", "--epochs", "1", "--seed", "3"]) == 0
-    second = tmp_path_factory.mktemp("run_b")
-    for item in first.iterdir():
-        if item.is_file():
-            shutil.copy(item, second / item.name)
-    model = keras.saving.load_model(second / "fracture_cnn.keras", compile=False)
-    rng = np.random.default_rng(0)
-    for variable in model.trainable_variables:  # batch-norm statistics stay the start's, as in fine-tuning
-        variable.assign(variable + rng.normal(0, 0.01, variable.shape).astype(variable.dtype))
-    model.save(second / "fracture_cnn.keras")
-    card = read_card(second)
-    card["training"]["training_seed"] = 8
-    write_card(second, card)
-    return first, second
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def two_runs(tiny_trained_run, tiny_plain_run, tmp_path_factory):
+    """Two tiny runs on one split with different training seeds (3 and 8; ``tests/conftest.py``), copied."""
+    folder = tmp_path_factory.mktemp("runs")
+    shutil.copytree(tiny_trained_run, folder / "run_a")
+    shutil.copytree(tiny_plain_run, folder / "run_b")
+    return folder / "run_a", folder / "run_b"
 
 
 def test_soup_averages_the_weights_and_refits_on_validation(two_runs, tiny_fracatlas, tmp_path):

@@ -1,6 +1,7 @@
 """Training and evaluation command lines end to end, on a tiny synthetic FracAtlas-shaped folder."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -14,13 +15,11 @@ from fracture_model.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_fracatlas, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model")
-    code = train.main([
-        "--data", str(tiny_fracatlas), "--out", str(out), "--image-size", "64", "--batch-size", "8",
-        "--frozen-epochs", "1", "--epochs", "1", "--seed", "3",
-    ])
-    assert code == 0
+def trained(tiny_trained_run, tmp_path_factory):
+    """A copy of the session's run (``tests/conftest.py``: 64 px, one epoch per phase, seed 3), for this module to
+    evaluate."""
+    out = tmp_path_factory.mktemp("model") / "run"
+    shutil.copytree(tiny_trained_run, out)
     return out
 
 
@@ -58,23 +57,17 @@ def test_training_writes_model_card_and_split(trained, tiny_fracatlas):
     assert duplicates["split"].nunique() == 1
 
 
-def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tmp_path, monkeypatch):
-    # a STOP file in the run's folder ends the run after its first epoch; the best epoch is checkpointed
-    (tmp_path / train.STOP_FILE).touch()
-    # as under JAX on a GPU machine: no LiteRT converter, so the copy is made afterwards by its own command
-    monkeypatch.setattr(train, "_can_convert_to_lite", lambda: False)
-    code = train.main([
-        "--data", str(tiny_fracatlas), "--out", str(tmp_path), "--image-size", "64", "--batch-size", "8",
-        "--frozen-epochs", "0", "--epochs", "3", "--seed", "3", "--training-seed", "8", "--box-loss-weight", "0",
-        "--levers", "rotation,overlays",
-    ])
-    assert code == 0
-    card = read_card(tmp_path)
+def test_training_without_box_supervision_is_the_plain_recipe(tiny_plain_run, tiny_fracatlas, tmp_path):
+    # the run (tests/conftest.py): --epochs 3 and a STOP file, --box-loss-weight 0, --levers rotation,overlays,
+    # --training-seed 8, and no LiteRT converter (as under JAX); a copy, since the LiteRT command below changes it
+    run = tmp_path / "run"
+    shutil.copytree(tiny_plain_run, run)
+    card = read_card(run)
     # another training seed trains another run on the same split (the split follows --seed alone)
     assert (card["training"]["seed"], card["training"]["training_seed"]) == (3, 8)
     frame = data.load_index(tiny_fracatlas)
     expected = dict(zip(frame["image_id"], data.assign_splits(frame, seed=3), strict=True))
-    split = pd.read_csv(tmp_path / "split.csv")
+    split = pd.read_csv(run / "split.csv")
     written = dict(zip(split["image_id"], split["split"], strict=True))
     assert written == {key: expected[key] for key in split["image_id"]}
     assert card["box_supervision"] is None
@@ -82,14 +75,14 @@ def test_training_without_box_supervision_is_the_plain_recipe(tiny_fracatlas, tm
     # the description names all four parts of the recipe, so the card says which were off
     assert card["training"]["augmentation"].endswith(
         "Levers on: rotation, overlays; off, so the first recipe's mild version of each: scale, appearance.")
-    history = pd.read_csv(tmp_path / "history.csv")
+    history = pd.read_csv(run / "history.csv")
     assert "evidence_map_loss" not in history.columns
     assert len(history) == 1
-    assert (tmp_path / train.CHECKPOINT_FILE).stat().st_size > 10_000_000
-    assert card["fast_forward"] is None and not (tmp_path / "fracture_cnn.tflite").exists()
-    assert lite.main(["--model-dir", str(tmp_path)]) == 0
-    assert read_card(tmp_path)["fast_forward"]["converted_from_sha256"] == file_sha256(tmp_path / "fracture_cnn.keras")
-    assert Predictor.load(tmp_path).predict(np.zeros((64, 64), np.float32)) is not None
+    assert (run / train.CHECKPOINT_FILE).stat().st_size > 10_000_000
+    assert card["fast_forward"] is None and not (run / "fracture_cnn.tflite").exists()
+    assert lite.main(["--model-dir", str(run)]) == 0
+    assert read_card(run)["fast_forward"]["converted_from_sha256"] == file_sha256(run / "fracture_cnn.keras")
+    assert Predictor.load(run).predict(np.zeros((64, 64), np.float32)) is not None
 
 
 def test_training_refuses_unknown_levers(capsys):
@@ -229,8 +222,6 @@ def test_case_images_show_the_boxes_and_stay_small(evaluated, tiny_fracatlas):
 
 
 def test_test_time_views_are_fitted_on_validation_and_used_by_the_predictor(trained, tiny_fracatlas, tmp_path):
-    import shutil
-
     folder = tmp_path / "with_views"
     shutil.copytree(trained, folder)
     before = read_card(folder)
