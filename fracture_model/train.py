@@ -231,6 +231,17 @@ def _levers(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _share(text: str) -> float:
+    """``--canvas-share 0.25``: a share of the images, from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share of the images from 0 to 1")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m fracture_model.train", description=__doc__.split("\n\n")[0],
@@ -264,6 +275,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"the robust recipe's parts to use, comma-separated, of {','.join(data.LEVERS)}; "
                              "those left out keep the first recipe's mild version, so one lever alone measures "
                              "that lever")
+    parser.add_argument("--canvas-share", type=_share, default=data.CANVAS_SHARE,
+                        help="with the canvas lever: the share of the training images shrunk onto the enlarged canvas")
     parser.add_argument("--init-from", type=Path, default=None,
                         help="start from this trained .keras classifier (same input size) instead of ImageNet; "
                              "the head-only phase is skipped")
@@ -321,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
                                                seed=training_seed, boxes=train_boxes, cells=cells,
                                                class_weight=class_weight, augmentation=args.augmentation,
-                                               levers=args.levers)
+                                               levers=args.levers, canvas_share=args.canvas_share)
         keep, targets = data.boxed_cell_targets(
             data.input_boxes(args.data, validation_frame, args.image_size, boxes), args.image_size, cells)
         pointing = (fitted, validation_inputs[keep], targets) if keep.any() else None
@@ -330,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         fitted, pointing = model, None
         train_batches = data.RadiographBatches(train_inputs, train_labels, args.batch_size, training=True,
                                                seed=training_seed, augmentation=args.augmentation,
-                                               levers=args.levers)
+                                               levers=args.levers, canvas_share=args.canvas_share)
         losses, loss_weights, fit_weights = "binary_crossentropy", None, class_weight
     shifted = None
     if args.shifted_validation == "on":
@@ -455,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
                 data.AUGMENTATIONS[args.augmentation].__doc__.split("\n\n")[1].split())
             + (" " + data.levers_sentence(args.levers) if args.augmentation == "robust" else ""),
             **({"levers": list(args.levers)} if args.augmentation == "robust" else {}),
+            **({"canvas_share": args.canvas_share} if args.augmentation == "robust" and "canvas" in args.levers
+               else {}),
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
             "python": platform.python_version(),

@@ -194,6 +194,34 @@ def test_the_canvas_lever_shrinks_turned_images_so_the_whole_square_stays_in_vie
     assert least_covered(("rotation", "canvas")) < 0.5
 
 
+def test_the_canvas_share_sets_how_many_images_the_canvas_lever_shrinks():
+    full = np.full((96, 96, 1), 0.5, np.float32)
+    levers = ("rotation", "canvas")
+
+    def coverage(share):  # the mean share of the outputs still showing the radiograph, as the training batches make
+        batches = data.RadiographBatches(np.repeat((full * 255).astype(np.uint8)[None], 80, axis=0), np.zeros(80), 80,
+                                         training=True, seed=3, augmentation="robust", levers=levers,
+                                         canvas_share=share)
+        return float((batches[0][0] > 0).mean())
+
+    assert coverage(0.0) > coverage(0.5) + 0.03 > coverage(1.0) + 0.06
+    # the default share is one half: the recipes trained with the lever before keep their meaning
+    for seed in range(5):
+        default = data.augment_robust(full.copy(), np.random.default_rng(seed), levers=levers)
+        half = data.augment_robust(full.copy(), np.random.default_rng(seed), levers=levers, canvas_share=0.5)
+        np.testing.assert_array_equal(default, half)
+
+
+@pytest.mark.parametrize("share", ["1.5", "-0.1", "half"])
+def test_training_refuses_a_canvas_share_that_is_not_a_share(share, capsys):
+    from fracture_model import train
+
+    assert train.parse_args(["--data", "d", "--out", "o", "--canvas-share", "0.25"]).canvas_share == 0.25
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--data", "d", "--out", "o", "--canvas-share", share])
+    assert exit_info.value.code == 2 and "is not a share of the images from 0 to 1" in capsys.readouterr().err
+
+
 def test_unknown_levers_are_refused():
     with pytest.raises(ValueError, match="unknown levers"):
         data.augment_robust(np.zeros((32, 32, 1), np.float32), np.random.default_rng(0), levers=("zoom",))
