@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     card["training"] = {**card.get("training", {}), "code_version": _git_commit(),
                         "note": "the first run's training record (weight_average.ingredients holds every run's)"}
     card.pop("test_time_views", None)  # fitted again for this network by python -m fracture_model.views
+    for evaluated in ("test", "evaluation_command"):  # an evaluated ingredient's test figures are not the average's
+        card.pop(evaluated, None)
     write_card(args.out, card)
     ood.main(["--model-dir", str(args.out), "--data", str(args.data), "--seed", str(seed)])
     print(f"wrote {args.out / MODEL_FILE}: validation ROC AUC {card['validation']['roc_auc']:.4f}, shifted copy "

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from fracture_model import network, soup
-from fracture_model.model_card import read_card
+from fracture_model.model_card import read_card, write_card
 from fracture_model.predictor import Predictor
 
 
@@ -23,6 +23,8 @@ def two_runs(tiny_trained_run, tiny_plain_run, tmp_path_factory):
 
 def test_soup_averages_the_weights_and_refits_on_validation(two_runs, tiny_fracatlas, tmp_path):
     first, second = two_runs
+    evaluated = read_card(first) | {"test": {"roc_auc": 0.5}, "evaluation_command": "python -m fracture_model.evaluate"}
+    write_card(first, evaluated)  # an ingredient evaluated on test (the shipped model was one)
     out = tmp_path / "soup"
     assert soup.main(["--data", str(tiny_fracatlas), "--out", str(out), str(first), str(second)]) == 0
 
@@ -41,6 +43,7 @@ def test_soup_averages_the_weights_and_refits_on_validation(two_runs, tiny_fraca
     assert 0.0 < card["operating_threshold"] < 1.0
     assert card["out_of_distribution"]["file"] == "out_of_distribution.npz"
     assert card["fast_forward"] is None and "test_time_views" not in card
+    assert "test" not in card and "evaluation_command" not in card
     assert (out / "split.csv").read_bytes() == (first / "split.csv").read_bytes()
     predictor = Predictor.load(out)
     prediction = predictor.predict(np.zeros((64, 64), np.float32))
