@@ -25,14 +25,11 @@ sys.path.insert(0, str(REPO))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from heatmap_views import boxed_validation_batches  # noqa: E402
 
 from fracture_model import localisation  # noqa: E402
 from fracture_model.explain import Explainer, _CompiledGradcam  # noqa: E402
-from fracture_model.imaging import read_radiograph  # noqa: E402
-from fracture_model.model_card import SPLIT_FILE  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
-from fracture_model.preprocess import Letterbox  # noqa: E402
 
 LAYERS = ("block7_add", "block9_add", "block10_add", "block14_add", "block15_project_conv")
 SERVED = "served (bilinear)"
@@ -66,27 +63,21 @@ def main() -> int:
     explainer = Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
     linear_model = explainer._visualisers["Grad-CAM"].model
     at_layers = {layer: _CompiledGradcam(linear_model, layer) for layer in LAYERS}
-    split = pd.read_csv(args.model_dir / SPLIT_FILE)
-    boxes = localisation.load_boxes(args.data / localisation.ANNOTATIONS_FILE)
-    rows = split[(split["split"] == "validation") & (split["fractured"] == 1)]
-    rows = rows[[bool(boxes.get(image_id)) for image_id in rows["image_id"]]]
+    batches = boxed_validation_batches(predictor, args.data, args.model_dir)
+    images = next(batches)
     hits: dict[str, list[bool]] = {}
     served_distances = []
-    for start in range(0, len(rows), 8):
-        chunk = rows.iloc[start:start + 8]
-        pixels = [read_radiograph((args.data / "images" / path).read_bytes()).pixels for path in chunk["path"]]
-        batch = np.concatenate([predictor.network_input(image) for image in pixels]).astype(np.float32)
+    for image_boxes, batch, letterboxes in batches:
         served = explainer._compiled_gradcam(batch)
         others = {layer: compiled(batch) for layer, compiled in at_layers.items()}
-        for i, image_id in enumerate(chunk["image_id"]):
-            letterbox = Letterbox(pixels[i].shape, batch.shape[1])
+        for i, (boxes, letterbox) in enumerate(zip(image_boxes, letterboxes, strict=True)):
             maps = variants(served[i], {layer: cells[i] for layer, cells in others.items()}, batch.shape[1])
             for name, heatmap in maps.items():
-                score = localisation.score_heatmap(letterbox.crop_to_original(heatmap), boxes[image_id])
+                score = localisation.score_heatmap(letterbox.crop_to_original(heatmap), boxes)
                 hits.setdefault(name, []).append(score.pointing_hit)
                 if name == SERVED:
                     served_distances.append(score.distance_px)
-    print(f"model {predictor.model_version}; validation's fractured images with boxes: {len(rows)}")
+    print(f"model {predictor.model_version}; validation's fractured images with boxes: {images}")
     for name, found in hits.items():
         print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
     misses = sorted(round(d) for d in served_distances if d > localisation.POINTING_TOLERANCE_PX)

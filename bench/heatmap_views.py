@@ -62,6 +62,22 @@ def view_maps(explainer: Explainer, batch: np.ndarray) -> dict[str, np.ndarray]:
     return maps
 
 
+def boxed_validation_batches(predictor: Predictor, data_dir: Path, model_dir: Path, size: int = 8):
+    """Validation's fractured images with boxes, ``size`` at a time: (their boxes, their network inputs, their
+    letterboxes back to the working copy); the first thing yielded is how many images there are."""
+    split = pd.read_csv(model_dir / SPLIT_FILE)
+    boxes = localisation.load_boxes(data_dir / localisation.ANNOTATIONS_FILE)
+    rows = split[(split["split"] == "validation") & (split["fractured"] == 1)]
+    rows = rows[[bool(boxes.get(image_id)) for image_id in rows["image_id"]]]
+    yield len(rows)
+    for start in range(0, len(rows), size):
+        chunk = rows.iloc[start:start + size]
+        pixels = [read_radiograph((data_dir / "images" / path).read_bytes()).pixels for path in chunk["path"]]
+        batch = np.concatenate([predictor.network_input(image) for image in pixels]).astype(np.float32)
+        letterboxes = [Letterbox(image.shape, batch.shape[1]) for image in pixels]
+        yield [boxes[image_id] for image_id in chunk["image_id"]], batch, letterboxes
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "fracatlas")
@@ -70,23 +86,18 @@ def main() -> int:
 
     predictor = Predictor.load(args.model_dir)
     explainer = Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
-    split = pd.read_csv(args.model_dir / SPLIT_FILE)
-    boxes = localisation.load_boxes(args.data / localisation.ANNOTATIONS_FILE)
-    rows = split[(split["split"] == "validation") & (split["fractured"] == 1)]
-    rows = rows[[bool(boxes.get(image_id)) for image_id in rows["image_id"]]]
+    batches = boxed_validation_batches(predictor, args.data, args.model_dir)
+    images = next(batches)
     hits = {name: [] for name in COMBINATIONS}
-    for start in range(0, len(rows), 8):
-        chunk = rows.iloc[start:start + 8]
-        pixels = [read_radiograph((args.data / "images" / path).read_bytes()).pixels for path in chunk["path"]]
-        batch = np.concatenate([predictor.network_input(image) for image in pixels])
+    for image_boxes, batch, letterboxes in batches:
         maps = view_maps(explainer, batch)
         for name, views in COMBINATIONS.items():
             averaged = np.maximum(np.mean([maps[view] for view in views], axis=0), 0.0)
-            for i, image_id in enumerate(chunk["image_id"]):
-                heatmap = Letterbox(pixels[i].shape, batch.shape[1]).crop_to_original(averaged[i])
+            for heatmap, boxes, letterbox in zip(averaged, image_boxes, letterboxes, strict=True):
+                heatmap = letterbox.crop_to_original(heatmap)
                 heatmap = heatmap / (heatmap.max() + 1e-9)
-                hits[name].append(int(localisation.score_heatmap(heatmap, boxes[image_id]).pointing_hit))
-    print(f"model {predictor.model_version}; validation's fractured images with boxes: {len(rows)}")
+                hits[name].append(int(localisation.score_heatmap(heatmap, boxes).pointing_hit))
+    print(f"model {predictor.model_version}; validation's fractured images with boxes: {images}")
     for name, found in hits.items():
         print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
     return 0
