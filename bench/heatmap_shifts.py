@@ -25,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fracture_model import localisation  # noqa: E402
@@ -33,7 +32,7 @@ from fracture_model.explain import Explainer  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
-from heatmap_views import boxed_validation_batches  # noqa: E402
+from heatmap_views import boxed_validation_batches, raw_maps  # noqa: E402
 
 
 def grid(*steps: int) -> list[tuple[int, int]]:
@@ -62,12 +61,10 @@ def shifted(batch: np.ndarray, dx: int, dy: int, fill: float = 0.0) -> np.ndarra
 def shifted_maps(explainer: Explainer, batch: np.ndarray, shifts: list[tuple[int, int]]) -> np.ndarray:
     """The class activation map (before ReLU) over the input, averaged over the input shifted by each of
     ``shifts`` and each map shifted back; where a map has no value (its bared edge), the others average."""
-    side = batch.shape[1]
     total = np.zeros(batch.shape[:3], np.float64)
     count = np.zeros(batch.shape[:3], np.float64)
     for dx, dy in shifts:
-        cells = explainer._compiled_gradcam.cells(np.ascontiguousarray(shifted(batch, dx, dy), np.float32))
-        maps = np.stack([cv2.resize(cell_map, (side, side), interpolation=cv2.INTER_LINEAR) for cell_map in cells])
+        maps = raw_maps(explainer, shifted(batch, dx, dy))
         total += shifted(maps, -dx, -dy)
         count += shifted(np.ones_like(maps), -dx, -dy)
     return (total / np.maximum(count, 1.0)).astype(np.float32)

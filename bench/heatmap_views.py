@@ -43,22 +43,25 @@ COMBINATIONS = {
 }
 
 
+def raw_maps(explainer: Explainer, views: np.ndarray) -> np.ndarray:
+    """The served Grad-CAM's own computation, before ReLU and normalisation, enlarged over each input."""
+    side = views.shape[1]
+    cells = explainer._compiled_gradcam.cells(np.ascontiguousarray(views, np.float32))
+    return np.stack([cv2.resize(cell_map, (side, side), interpolation=cv2.INTER_LINEAR) for cell_map in cells])
+
+
 def view_maps(explainer: Explainer, batch: np.ndarray) -> dict[str, np.ndarray]:
     """Each view's raw class activation map over the whole input (n, size, size), mapped back from the view."""
     side = batch.shape[1]
-
-    def raw(views: np.ndarray) -> np.ndarray:  # the served Grad-CAM's own computation, before ReLU and normalisation
-        cells = explainer._compiled_gradcam.cells(np.ascontiguousarray(views, np.float32))
-        return np.stack([cv2.resize(cell_map, (side, side), interpolation=cv2.INTER_LINEAR) for cell_map in cells])
-
     small = int(round(side * ZOOM))
     offset = (side - small) // 2
-    zoomed = raw(zoomed_out(batch, ZOOM))[:, offset:offset + small, offset:offset + small]
-    maps = {"whole": raw(batch), "horizontal flip": raw(batch[:, :, ::-1])[:, :, ::-1],
-            "vertical flip": raw(batch[:, ::-1])[:, ::-1],
+    zoomed = raw_maps(explainer, zoomed_out(batch, ZOOM))[:, offset:offset + small, offset:offset + small]
+    maps = {"whole": raw_maps(explainer, batch), "horizontal flip": raw_maps(explainer, batch[:, :, ::-1])[:, :, ::-1],
+            "vertical flip": raw_maps(explainer, batch[:, ::-1])[:, ::-1],
             "zoom 0.7": np.stack([cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR) for m in zoomed])}
     for turns in (1, 2, 3):
-        maps[f"rotated {90 * turns}"] = np.rot90(raw(np.rot90(batch, turns, axes=(1, 2))), -turns, axes=(1, 2))
+        turned = raw_maps(explainer, np.rot90(batch, turns, axes=(1, 2)))
+        maps[f"rotated {90 * turns}"] = np.rot90(turned, -turns, axes=(1, 2))
     return maps
 
 
