@@ -21,7 +21,7 @@ from fracture_model.ood import (  # noqa: E402
     DistanceModel,
     image_content,
 )
-from fracture_model.preprocess import PREPROCESSING_NAME, preprocess, zoomed_out  # noqa: E402
+from fracture_model.preprocess import PREPROCESSING_NAME, flipped, preprocess, zoomed_out  # noqa: E402
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -80,7 +80,8 @@ class Predictor:
         self._forward = forward or _compiled_forward(with_pooled_features(model))
         self.test_time_views = card.get("test_time_views")
         """None, or the card's extra views (``fracture_model.views``): each input is also scored zoomed out by
-        each factor in ``zoom_factors``, the views' logits averaged and calibrated again (slope, intercept)."""
+        each factor in ``zoom_factors`` and mirrored in each direction in ``flips`` (absent: none), the views'
+        logits averaged and calibrated again (slope, intercept)."""
         self.probabilities(np.zeros((1, self.image_size, self.image_size, 1), np.float32))  # trace (or warm) now
 
     @classmethod
@@ -119,9 +120,9 @@ class Predictor:
         probabilities, features = self._forward(batch)
         probabilities, features = np.asarray(probabilities).reshape(-1), np.asarray(features).reshape(len(batch), -1)
         if self.test_time_views and len(batch):
-            logits = [logit(probabilities)] + [
-                logit(np.asarray(self._forward(zoomed_out(batch, factor))[0]).reshape(-1))
-                for factor in self.test_time_views["zoom_factors"]]
+            views = [zoomed_out(batch, factor) for factor in self.test_time_views["zoom_factors"]]
+            views += [flipped(batch, direction) for direction in self.test_time_views.get("flips", [])]
+            logits = [logit(probabilities)] + [logit(np.asarray(self._forward(view)[0]).reshape(-1)) for view in views]
             calibration = self.test_time_views["calibration"]
             combined = calibration["slope"] * np.mean(logits, axis=0) + calibration["intercept"]
             probabilities = 1.0 / (1.0 + np.exp(-combined))

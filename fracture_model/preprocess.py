@@ -86,3 +86,13 @@ def zoomed_out(network_inputs: np.ndarray, factor: float) -> np.ndarray:
         small = cv2.resize(network_input[..., 0], (small_side, small_side), interpolation=cv2.INTER_AREA)
         out[i, offset:offset + small_side, offset:offset + small_side, 0] = small
     return out
+
+
+FLIP_AXES = {"vertical": 1, "horizontal": 2}
+"""Test-time flips of a batch of network inputs (n, size, size, 1): the axis each one reverses."""
+
+
+def flipped(network_inputs: np.ndarray, direction: str) -> np.ndarray:
+    """Test-time view: each network input (n, size, size, 1) mirrored upside down (``"vertical"``) or left to
+    right (``"horizontal"``), as a radiograph hung the other way round (``fracture_model.views``)."""
+    return np.ascontiguousarray(np.flip(network_inputs, axis=FLIP_AXES[direction]))

@@ -1,11 +1,14 @@
 """Add test-time views to a model folder: score each radiograph also zoomed out, fitted on validation.
 
     python -m fracture_model.views --model-dir runs/new_model --data ../shared/datasets/fracatlas [--zoom 0.7]
+        [--flip vertical]
 
 Each network input is also scored shrunk to ``--zoom`` of its side in the middle of the black square
 (``preprocess.zoomed_out``: as if taken from further away, which is how FracAtlas' whole limbs look
-beside the close-ups of other sources), and the views' logits are averaged (``bench/test_time_views.py``
-measured this on validation and its shifted copy). The average gets its own Platt calibration and the
+beside the close-ups of other sources) and, with ``--flip``, mirrored (``preprocess.flipped``: upside down
+or left to right, as a radiograph hung the other way round), and the views' logits are averaged
+(``bench/test_time_views.py`` measured these on validation, its shifted copy and the benchmark built from
+validation). The average gets its own Platt calibration and the
 operating threshold is chosen again, both on the validation split of the folder's ``split.csv``, and
 written into the card (``test_time_views``, ``operating_threshold``, ``validation``). The test split is
 not read; run ``python -m fracture_model.evaluate --model-dir DIR`` afterwards for the test figures, as
@@ -25,15 +28,17 @@ from fracture_model import data, localisation
 from fracture_model.metrics import choose_threshold
 from fracture_model.model_card import SPLIT_FILE, read_card, write_card
 from fracture_model.predictor import Predictor
+from fracture_model.preprocess import FLIP_AXES
 from fracture_model.train import fit_platt, threshold_spread
 
 
-def fit(predictor: Predictor, inputs: np.ndarray, labels: np.ndarray, zoom_factors: list[float]) -> dict:
+def fit(predictor: Predictor, inputs: np.ndarray, labels: np.ndarray, zoom_factors: list[float],
+        flips: list[str] = ()) -> dict:
     """The card's ``test_time_views`` entry: Platt scaling of the views' mean logit on ``inputs`` (validation)."""
-    uncalibrated = {"zoom_factors": zoom_factors, "calibration": {"slope": 1.0, "intercept": 0.0}}
-    predictor.test_time_views = uncalibrated
+    views = {"zoom_factors": list(zoom_factors), "flips": list(flips)}
+    predictor.test_time_views = {**views, "calibration": {"slope": 1.0, "intercept": 0.0}}
     slope, intercept = fit_platt(predictor.probabilities(inputs), labels)  # sigmoid of the mean logit, uncalibrated
-    return {"zoom_factors": zoom_factors, "combine": "mean of the views' logits, then Platt scaling",
+    return {**views, "combine": "mean of the views' logits, then Platt scaling",
             "calibration": {"slope": slope, "intercept": intercept}, "chosen_on": "validation split"}
 
 
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True, help="FracAtlas folder")
     parser.add_argument("--zoom", type=float, nargs="+", default=[0.7], help="zoom-out factors of the extra views")
+    parser.add_argument("--flip", nargs="*", default=[], choices=sorted(FLIP_AXES),
+                        help="mirrored extra views (none by default)")
     args = parser.parse_args(argv)
 
     card = read_card(args.model_dir)
@@ -52,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     inputs = data.load_inputs(args.data, list(validation["path"]), predictor.image_size).astype(np.float32) / 255.0
     labels = validation["fractured"].to_numpy()
     whole_image_alone = predictor.probabilities(inputs)
-    views = fit(predictor, inputs, labels, args.zoom)
+    views = fit(predictor, inputs, labels, args.zoom, args.flip)
     predictor.test_time_views = views
     calibrated = predictor.probabilities(inputs)
     rule = card.get("operating_threshold_rule", "youden")
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         card["validation"]["shifted_mix_roc_auc"] = float(roc_auc_score(
             shifted_labels, predictor.probabilities(shifted.astype(np.float32) / 255.0)))
     write_card(args.model_dir, card)
-    print(f"validation ROC AUC {card['validation']['roc_auc']:.4f} with views {args.zoom}; threshold "
+    print(f"validation ROC AUC {card['validation']['roc_auc']:.4f} with views {args.zoom} {args.flip}; threshold "
           f"{card['operating_threshold']:.4f} ({rule}); now run python -m fracture_model.evaluate --model-dir "
           f"{args.model_dir}")
     return 0

@@ -346,11 +346,13 @@ st.markdown(
 )
 views = card.get("test_time_views")
 if views:
-    shrunk = ", ".join(f"{factor:.0%}" for factor in views["zoom_factors"])
+    shown = ["as it is"] + [f"shrunk to {factor:.0%} of its side in the middle of the square"
+                            for factor in views["zoom_factors"]]
+    mirrored = {"vertical": "upside down", "horizontal": "mirrored left to right"}
+    shown += [mirrored[flip] for flip in views.get("flips", [])]
     st.caption(
-        f"Each probability averages the network's answers on the radiograph and on the radiograph shrunk to {shrunk} "
-        "of its side in the middle of the square (test-time views, chosen and calibrated on validation); the "
-        "heatmaps explain the whole radiograph alone."
+        f"Each probability averages the network's answers on the radiograph {', '.join(shown[:-1])} and {shown[-1]} "
+        "(test-time views, chosen and calibrated on validation); the heatmaps explain the radiograph as it is."
     )
 
 low, high = results["roc_auc_ci95"]

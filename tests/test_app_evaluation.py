@@ -123,7 +123,11 @@ def test_page_says_when_probabilities_average_test_time_views(page, evaluated_mo
     assert "test-time views" not in _texts(page)  # this card has none
     texts = _texts_with_card(evaluated_model_dir, tmp_path, monkeypatch, test_time_views={
         "zoom_factors": [0.7], "calibration": {"slope": 1.0, "intercept": 0.0}})
-    assert "shrunk to 70% of its side" in texts and "heatmaps explain the whole radiograph alone" in texts
+    assert "as it is and shrunk to 70% of its side" in texts and "heatmaps explain the radiograph as it is" in texts
+    assert "upside down" not in texts
+    texts = _texts_with_card(evaluated_model_dir, tmp_path / "flips", monkeypatch, test_time_views={
+        "zoom_factors": [0.7], "flips": ["vertical"], "calibration": {"slope": 1.0, "intercept": 0.0}})
+    assert "as it is, shrunk to 70% of its side in the middle of the square and upside down" in texts
 
 
 def test_case_browser_filters(page, evaluated_model_dir):

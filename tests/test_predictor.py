@@ -188,6 +188,33 @@ def test_file_sha256_of_a_file_larger_than_one_read(tmp_path):
     assert file_sha256(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
 
 
+def test_flipped_views_mirror_each_input_the_named_way_round():
+    from fracture_model.preprocess import flipped
+
+    batch = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4, 1)
+    upside_down, mirrored = flipped(batch, "vertical"), flipped(batch, "horizontal")
+    for i in range(2):
+        assert np.array_equal(upside_down[i, ..., 0], batch[i, ::-1, :, 0])  # rows reversed, columns kept
+        assert np.array_equal(mirrored[i, ..., 0], batch[i, :, ::-1, 0])
+    assert upside_down.flags["C_CONTIGUOUS"]  # LiteRT takes contiguous buffers only
+
+
+def test_test_time_flips_score_the_mirrored_input_as_one_more_view(model):
+    """A network that looks only at the top half: its upside-down view sees the bottom half."""
+    def top_half(batch):
+        logits = WEIGHT * batch[:, : SIZE // 2].mean(axis=(1, 2, 3)) + BIAS
+        return 1.0 / (1.0 + np.exp(-logits)), batch.mean(axis=(1, 2))
+
+    views = {"zoom_factors": [], "flips": ["vertical"], "calibration": {"slope": 2.0, "intercept": 0.5}}
+    with_flip = Predictor(model, _card(test_time_views=views), forward=top_half)
+    pixels = np.zeros((SIZE, SIZE), np.float32)
+    pixels[: SIZE // 2] = 0.9  # bright above, black below
+    network_input = preprocess(pixels, SIZE)
+    top, bottom = network_input[: SIZE // 2].mean(), network_input[SIZE // 2 :].mean()
+    expected = 1.0 / (1.0 + math.exp(-(2.0 * WEIGHT * (top + bottom) / 2 + 2.0 * BIAS + 0.5)))
+    assert with_flip.predict(pixels).probability_fractured == pytest.approx(expected, abs=1e-5)
+
+
 def test_test_time_views_average_the_whole_and_zoomed_out_logits(model):
     from fracture_model.preprocess import zoomed_out
 

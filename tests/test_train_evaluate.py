@@ -225,9 +225,11 @@ def test_test_time_views_are_fitted_on_validation_and_used_by_the_predictor(trai
     folder = tmp_path / "with_views"
     shutil.copytree(trained, folder)
     before = read_card(folder)
-    assert views.main(["--model-dir", str(folder), "--data", str(tiny_fracatlas), "--zoom", "0.7"]) == 0
+    assert views.main(["--model-dir", str(folder), "--data", str(tiny_fracatlas), "--zoom", "0.7",
+                       "--flip", "vertical"]) == 0
     card = read_card(folder)
     assert card["test_time_views"]["zoom_factors"] == [0.7]
+    assert card["test_time_views"]["flips"] == ["vertical"]
     assert card["test_time_views"]["chosen_on"] == "validation split"
 
     predictor = Predictor.load(folder)
