@@ -27,18 +27,20 @@ sys.path.insert(0, str(REPO))
 from bench.timing import report, timed  # noqa: E402
 from fracture_model.explain import METHODS, Explainer  # noqa: E402
 from fracture_model.imaging import read_radiograph  # noqa: E402
+from fracture_model.model_card import DEFAULT_MODEL_DIR  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR)
     parser.add_argument("--image", type=Path, default=REPO / "assets/samples/leg_fractured_IMG0001191.jpg")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--explain-repeats", type=int, default=20)
     args = parser.parse_args()
 
     start = time.perf_counter()
-    predictor = Predictor.load()
+    predictor = Predictor.load(args.model_dir)
     explainer = Explainer(predictor.model, predictor.card["positive_class"], predictor.card["last_conv_layer"])
     print(f"model load + explainer setup: {time.perf_counter() - start:.1f} s")
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
