@@ -1,4 +1,4 @@
-"""Add test-time views to a model folder: score each radiograph also zoomed out, fitted on validation.
+"""Add test-time views to a model folder: score each radiograph also zoomed out (and mirrored), fitted on validation.
 
     python -m fracture_model.views --model-dir runs/new_model --data ../shared/datasets/fracatlas [--zoom 0.7]
         [--flip vertical]
