@@ -35,7 +35,9 @@ from fracture_model.preprocess import Letterbox, zoomed_out  # noqa: E402
 ZOOM = 0.7
 COMBINATIONS = {
     "whole image (served)": ["whole"],
-    "whole + zoom 0.7 (the served probability's views)": ["whole", "zoom 0.7"],
+    "whole + zoom 0.7 (the served probability's views until 1 December)": ["whole", "zoom 0.7"],
+    "whole + zoom 0.7 + vertical flip (the served probability's views)": ["whole", "zoom 0.7", "vertical flip"],
+    "whole + vertical flip": ["whole", "vertical flip"],
     "whole + horizontal flip": ["whole", "horizontal flip"],
     "whole + both flips": ["whole", "horizontal flip", "vertical flip"],
     "four rotations": ["whole", "rotated 90", "rotated 180", "rotated 270"],
