@@ -30,7 +30,7 @@ from fracture_model.explain import Explainer  # noqa: E402
 from fracture_model.imaging import read_radiograph  # noqa: E402
 from fracture_model.model_card import SPLIT_FILE  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
-from fracture_model.preprocess import Letterbox, zoomed_out  # noqa: E402
+from fracture_model.preprocess import FLIP_AXES, Letterbox, flipped, zoomed_out  # noqa: E402
 
 ZOOM = 0.7
 COMBINATIONS = {
@@ -58,8 +58,9 @@ def view_maps(explainer: Explainer, batch: np.ndarray) -> dict[str, np.ndarray]:
     small = int(round(side * ZOOM))
     offset = (side - small) // 2
     zoomed = raw_maps(explainer, zoomed_out(batch, ZOOM))[:, offset:offset + small, offset:offset + small]
-    maps = {"whole": raw_maps(explainer, batch), "horizontal flip": raw_maps(explainer, batch[:, :, ::-1])[:, :, ::-1],
-            "vertical flip": raw_maps(explainer, batch[:, ::-1])[:, ::-1],
+    maps = {"whole": raw_maps(explainer, batch),
+            **{f"{direction} flip": flipped(raw_maps(explainer, flipped(batch, direction)), direction)
+               for direction in FLIP_AXES},  # the served views' flip, and the map (n, size, size) flipped back
             "zoom 0.7": np.stack([cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR) for m in zoomed])}
     for turns in (1, 2, 3):
         turned = raw_maps(explainer, np.rot90(batch, turns, axes=(1, 2)))

@@ -36,7 +36,7 @@ from fracture_model import data, localisation, robustness  # noqa: E402
 from fracture_model.metrics import at_threshold, choose_threshold  # noqa: E402
 from fracture_model.model_card import SPLIT_FILE, read_card  # noqa: E402
 from fracture_model.predictor import Predictor, logit  # noqa: E402
-from fracture_model.preprocess import zoomed_out  # noqa: E402
+from fracture_model.preprocess import flipped, zoomed_out  # noqa: E402
 from fracture_model.train import fit_platt  # noqa: E402
 
 SEED = 20261127  # the shifted copy's seed in training
@@ -53,8 +53,8 @@ def zoomed_in(network_input: np.ndarray, factor: float) -> np.ndarray:
 
 VIEWS = {
     "whole": lambda x: x,
-    "horizontal flip": lambda x: x[:, ::-1],
-    "vertical flip": lambda x: x[::-1],
+    "horizontal flip": lambda x: flipped(x[np.newaxis], "horizontal")[0],  # as the served views flip
+    "vertical flip": lambda x: flipped(x[np.newaxis], "vertical")[0],
     "rotated 90": lambda x: np.rot90(x, 1),
     "rotated 180": lambda x: np.rot90(x, 2),
     "rotated 270": lambda x: np.rot90(x, 3),

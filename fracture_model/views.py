@@ -18,6 +18,7 @@ after training. Grad-CAM still explains the whole image alone.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,8 @@ from fracture_model.preprocess import FLIP_AXES
 from fracture_model.train import fit_platt, threshold_spread
 
 
-def fit(predictor: Predictor, inputs: np.ndarray, labels: np.ndarray, zoom_factors: list[float],
-        flips: list[str] = ()) -> dict:
+def fit(predictor: Predictor, inputs: np.ndarray, labels: np.ndarray, zoom_factors: Sequence[float],
+        flips: Sequence[str] = ()) -> dict:
     """The card's ``test_time_views`` entry: Platt scaling of the views' mean logit on ``inputs`` (validation)."""
     views = {"zoom_factors": list(zoom_factors), "flips": list(flips)}
     predictor.test_time_views = {**views, "calibration": {"slope": 1.0, "intercept": 0.0}}
