@@ -18,9 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from heatmap_views import REPO, boxed_validation_batches, raw_maps  # also puts the repository on sys.path
+from heatmap_views import (  # also puts the repository on sys.path
+    REPO,
+    boxed_validation_batches,
+    pointing_hits,
+    raw_maps,
+)
 
-from fracture_model import localisation  # noqa: E402
 from fracture_model.explain import Explainer  # noqa: E402
 from fracture_model.model_card import SPLIT_FILE  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
@@ -48,10 +52,7 @@ def main() -> int:
         maps = [raw_maps(explainer, batch) for explainer in explainers]
         maps.append(np.mean(maps, axis=0))
         for name, heatmaps in zip(names, maps, strict=True):
-            for heatmap, boxes, letterbox in zip(np.maximum(heatmaps, 0.0), image_boxes, letterboxes, strict=True):
-                heatmap = letterbox.crop_to_original(heatmap)
-                heatmap = heatmap / (heatmap.max() + 1e-9)
-                hits[name].append(int(localisation.score_heatmap(heatmap, boxes).pointing_hit))
+            hits[name] += pointing_hits(heatmaps, image_boxes, letterboxes)
     print(f"validation's fractured images with boxes: {images}")
     for name, found in hits.items():
         print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")

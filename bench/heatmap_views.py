@@ -84,6 +84,17 @@ def boxed_validation_batches(predictor: Predictor, data_dir: Path, model_dir: Pa
         yield [boxes[image_id] for image_id in chunk["image_id"]], batch, letterboxes
 
 
+def pointing_hits(maps: np.ndarray, image_boxes, letterboxes) -> list[int]:
+    """Pointing-game hits (1 or 0) of raw class activation maps (n, size, size), each ReLU'd, cropped back to
+    its working copy and normalised as the served heatmap is, against that image's boxes."""
+    hits = []
+    for heatmap, boxes, letterbox in zip(np.maximum(maps, 0.0), image_boxes, letterboxes, strict=True):
+        heatmap = letterbox.crop_to_original(heatmap)
+        heatmap = heatmap / (heatmap.max() + 1e-9)
+        hits.append(int(localisation.score_heatmap(heatmap, boxes).pointing_hit))
+    return hits
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "datasets" / "fracatlas")
@@ -98,11 +109,7 @@ def main() -> int:
     for image_boxes, batch, letterboxes in batches:
         maps = view_maps(explainer, batch)
         for name, views in COMBINATIONS.items():
-            averaged = np.maximum(np.mean([maps[view] for view in views], axis=0), 0.0)
-            for heatmap, boxes, letterbox in zip(averaged, image_boxes, letterboxes, strict=True):
-                heatmap = letterbox.crop_to_original(heatmap)
-                heatmap = heatmap / (heatmap.max() + 1e-9)
-                hits[name].append(int(localisation.score_heatmap(heatmap, boxes).pointing_hit))
+            hits[name] += pointing_hits(np.mean([maps[view] for view in views], axis=0), image_boxes, letterboxes)
     print(f"model {predictor.model_version}; validation's fractured images with boxes: {images}")
     for name, found in hits.items():
         print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
