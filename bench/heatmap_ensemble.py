@@ -22,6 +22,7 @@ from heatmap_views import (  # also puts the repository on sys.path
     REPO,
     boxed_validation_batches,
     pointing_hits,
+    print_pointing,
     raw_maps,
 )
 
@@ -54,8 +55,7 @@ def main() -> int:
         for name, heatmaps in zip(names, maps, strict=True):
             hits[name] += pointing_hits(heatmaps, image_boxes, letterboxes)
     print(f"validation's fractured images with boxes: {images}")
-    for name, found in hits.items():
-        print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
+    print_pointing(hits)
     return 0
 
 

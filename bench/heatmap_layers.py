@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from heatmap_views import boxed_validation_batches  # noqa: E402
+from heatmap_views import boxed_validation_batches, print_pointing  # noqa: E402
 
 from fracture_model import localisation  # noqa: E402
 from fracture_model.explain import Explainer, _CompiledGradcam  # noqa: E402
@@ -78,8 +78,7 @@ def main() -> int:
                 if name == SERVED:
                     served_distances.append(score.distance_px)
     print(f"model {predictor.model_version}; validation's fractured images with boxes: {images}")
-    for name, found in hits.items():
-        print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
+    print_pointing(hits)
     misses = sorted(round(d) for d in served_distances if d > localisation.POINTING_TOLERANCE_PX)
     print(f"served map's misses, px from the nearest box: {misses}")
     return 0

@@ -27,12 +27,11 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from fracture_model import localisation  # noqa: E402
 from fracture_model.explain import Explainer  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
 
 sys.path.insert(0, str(REPO / "bench"))
-from heatmap_views import boxed_validation_batches, raw_maps  # noqa: E402
+from heatmap_views import boxed_validation_batches, heatmap_scores, raw_maps  # noqa: E402
 
 
 def grid(*steps: int) -> list[tuple[int, int]]:
@@ -84,10 +83,7 @@ def main() -> int:
     distances = {name: [] for name in SHIFT_SETS}
     for image_boxes, batch, letterboxes in batches:
         for name, shifts in SHIFT_SETS.items():
-            maps = np.maximum(shifted_maps(explainer, batch, shifts), 0.0)
-            for heatmap, boxes, letterbox in zip(maps, image_boxes, letterboxes, strict=True):
-                heatmap = letterbox.crop_to_original(heatmap)
-                score = localisation.score_heatmap(heatmap / (heatmap.max() + 1e-9), boxes)
+            for score in heatmap_scores(shifted_maps(explainer, batch, shifts), image_boxes, letterboxes):
                 hits[name].append(int(score.pointing_hit))
                 distances[name].append(score.distance_px)
     print(f"model {predictor.model_version}; validation's fractured images with boxes: {images}")

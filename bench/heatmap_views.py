@@ -84,15 +84,25 @@ def boxed_validation_batches(predictor: Predictor, data_dir: Path, model_dir: Pa
         yield [boxes[image_id] for image_id in chunk["image_id"]], batch, letterboxes
 
 
-def pointing_hits(maps: np.ndarray, image_boxes, letterboxes) -> list[int]:
-    """Pointing-game hits (1 or 0) of raw class activation maps (n, size, size), each ReLU'd, cropped back to
-    its working copy and normalised as the served heatmap is, against that image's boxes."""
-    hits = []
+def heatmap_scores(maps: np.ndarray, image_boxes, letterboxes) -> list[localisation.LocalisationScore]:
+    """Raw class activation maps (n, size, size), each ReLU'd, cropped back to its working copy and normalised
+    as the served heatmap is, scored against that image's boxes."""
+    scores = []
     for heatmap, boxes, letterbox in zip(np.maximum(maps, 0.0), image_boxes, letterboxes, strict=True):
         heatmap = letterbox.crop_to_original(heatmap)
-        heatmap = heatmap / (heatmap.max() + 1e-9)
-        hits.append(int(localisation.score_heatmap(heatmap, boxes).pointing_hit))
-    return hits
+        scores.append(localisation.score_heatmap(heatmap / (heatmap.max() + 1e-9), boxes))
+    return scores
+
+
+def pointing_hits(maps: np.ndarray, image_boxes, letterboxes) -> list[int]:
+    """Pointing-game hits (1 or 0) of raw class activation maps, as ``heatmap_scores`` scores them."""
+    return [int(score.pointing_hit) for score in heatmap_scores(maps, image_boxes, letterboxes)]
+
+
+def print_pointing(hits: dict[str, list[int]]) -> None:
+    """One line per map: its pointing game as a rate and as hits of images."""
+    for name, found in hits.items():
+        print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
 
 
 def main() -> int:
@@ -111,8 +121,7 @@ def main() -> int:
         for name, views in COMBINATIONS.items():
             hits[name] += pointing_hits(np.mean([maps[view] for view in views], axis=0), image_boxes, letterboxes)
     print(f"model {predictor.model_version}; validation's fractured images with boxes: {images}")
-    for name, found in hits.items():
-        print(f"  {name}: pointing game {np.mean(found):.3f} ({sum(found)}/{len(found)})")
+    print_pointing(hits)
     return 0
 
 
