@@ -153,7 +153,9 @@ def test_odd_but_valid_file_is_scored(app, shown_images, name):
     data = make()
     upload(app, filename, data, mime)
     assert_scored(app)
-    assert not app.warning  # grayscale content: no "does not look like a radiograph"
+    # grayscale content: no "does not look like a radiograph" warning (it names the colourfulness). These
+    # synthetic bone-like images may carry the out-of-distribution note, which is a different warning.
+    assert not [w.value for w in app.warning if "colourfulness" in w.value]
     shown = original_image(app, shown_images)
     expected = read_radiograph(data).pixels
     assert shown.shape[:2] == expected.shape
