@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fracture_model import shifts  # noqa: E402
 from fracture_model.imaging import InputError, read_radiograph  # noqa: E402
 from fracture_model.predictor import Predictor  # noqa: E402
 
@@ -65,8 +66,12 @@ def main() -> int:
     first = next(iter(images.values()))
     rows, columns = first.shape[:2]
     middle = first[rows // 4:3 * rows // 4, columns // 4:3 * columns // 4]
+    bone_rows, bone_columns = shifts.bone_pixels(first)
+    centre = (bone_columns[len(bone_columns) // 2], bone_rows[len(bone_rows) // 2])
+    sixth, _ = shifts.crop(first, (), centre, max(first.shape) / 6)
     uploaded = {name: read_radiograph(png(image)).pixels for name, image in featureless().items()}  # floats in [0, 1]
-    scored = {**images, **uploaded, "middle half of the first sample": middle}
+    scored = {**images, **uploaded, "middle half of the first sample": middle,
+              "a sixth of the first sample's side": sixth}
     for name, prediction in zip(scored, predictor.predict_many(list(scored.values())), strict=True):
         flag = "inside" if prediction.in_distribution else "FLAGGED featureless" if prediction.featureless \
             else "FLAGGED outside"
