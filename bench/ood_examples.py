@@ -6,8 +6,10 @@ Prints, for the model's out-of-distribution check (``fracture_model.ood``), its 
 probability and Mahalanobis distance of each sample in ``assets/samples``, of three featureless 512 x 512
 images (uniform noise drawn with seed 0, a flat grey field, a left-to-right gradient; each saved as a PNG
 and decoded as an upload is, by ``read_radiograph``: until 30 November they went in as 0-255 values, which
-the preprocessing clips to white, so all three were scored as white fields) and of the middle half (in
-each direction) of the first sample, a close-up. "FLAGGED featureless" is the second check's verdict
+the preprocessing clips to white, so all three were scored as white fields) and of two close-ups of the
+first sample: its middle half (in each direction), and a square a sixth of its long side around the middle
+of its bone, as teaching files crop (``shifts.close_up_on_bone``, the close-up ``tests/test_ood.py`` asserts
+is flagged). "FLAGGED featureless" is the second check's verdict
 (``ood.image_content``, since 1 December), whatever the distance. The README quotes these figures.
 Asserts nothing.
 """
@@ -66,9 +68,7 @@ def main() -> int:
     first = next(iter(images.values()))
     rows, columns = first.shape[:2]
     middle = first[rows // 4:3 * rows // 4, columns // 4:3 * columns // 4]
-    bone_rows, bone_columns = shifts.bone_pixels(first)
-    centre = (bone_columns[len(bone_columns) // 2], bone_rows[len(bone_rows) // 2])
-    sixth, _ = shifts.crop(first, (), centre, max(first.shape) / 6)
+    sixth = shifts.close_up_on_bone(first, 1 / 6)
     uploaded = {name: read_radiograph(png(image)).pixels for name, image in featureless().items()}  # floats in [0, 1]
     scored = {**images, **uploaded, "middle half of the first sample": middle,
               "a sixth of the first sample's side": sixth}

@@ -97,6 +97,13 @@ def zoom_on_bone(pixels: np.ndarray, relative_side: float, rng: np.random.Genera
     return crop(pixels, (), (columns[pick] + 0.5, rows[pick] + 0.5), relative_side * max(pixels.shape))
 
 
+def close_up_on_bone(pixels: np.ndarray, relative_side: float) -> np.ndarray:
+    """Close-up of ``relative_side`` times the long side around the middle bone pixel (the median one of
+    ``bone_pixels`` in reading order): deterministic, the crop a teaching file takes (a sixth: 1 / 6)."""
+    rows, columns = bone_pixels(pixels)
+    return crop(pixels, (), (columns[len(columns) // 2], rows[len(rows) // 2]), relative_side * max(pixels.shape))[0]
+
+
 def rotate(pixels: np.ndarray, boxes: tuple[Box, ...], angle: float):
     """Rotate by ``angle`` degrees on an enlarged canvas; each box becomes the box around its turned corners."""
     height, width = pixels.shape

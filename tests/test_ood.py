@@ -64,9 +64,7 @@ def test_shipped_model_flags_a_close_up_but_not_its_own_samples(shipped_predicto
     samples = shipped_predictor.predict_many(images)
     assert sum(p.in_distribution for p in samples) >= len(samples) - 1
     pixels = images[0]
-    rows, columns = shifts.bone_pixels(pixels)
-    close_up, _ = shifts.crop(pixels, (), (columns[len(columns) // 2], rows[len(rows) // 2]), max(pixels.shape) / 6)
-    flagged = shipped_predictor.predict(close_up)
+    flagged = shipped_predictor.predict(shifts.close_up_on_bone(pixels, 1 / 6))
     assert flagged.in_distribution is False and not flagged.featureless
     assert flagged.out_of_distribution_note == ood.OUT_OF_DISTRIBUTION_NOTE
 
@@ -115,8 +113,7 @@ def test_radiographs_rotated_shrunk_and_cropped_are_not_featureless(sample_paths
 
     for path in sample_paths:
         pixels = read_radiograph(path.read_bytes()).pixels
-        rows, columns = shifts.bone_pixels(pixels)
-        close_up, _ = shifts.crop(pixels, (), (columns[len(columns) // 2], rows[len(rows) // 2]), max(pixels.shape) / 6)
+        close_up = shifts.close_up_on_bone(pixels, 1 / 6)
         small = cv2.resize(pixels, (224, round(224 * pixels.shape[0] / pixels.shape[1])), interpolation=cv2.INTER_AREA)
         for version in (pixels, shifts.rotate(pixels, (), 37.0)[0], small, close_up):
             content = ood.image_content(preprocess(version, 384))
