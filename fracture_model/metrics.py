@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, mannwhitneyu
+from scipy.stats import binomtest, rankdata
 from sklearn.metrics import (
     accuracy_score,
     cohen_kappa_score,
@@ -74,12 +74,15 @@ def at_threshold(labels: np.ndarray, probabilities: np.ndarray, threshold: float
     )
 
 
-def mann_whitney_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """ROC AUC as the Mann-Whitney U statistic of the positives over n1 x n0 (ties count half): the value
-    ``roc_auc_score`` gives, without its input checks, which dominate its time in a bootstrap's thousands of calls."""
-    positives, negatives = probabilities[labels == 1], probabilities[labels == 0]
-    statistic = mannwhitneyu(positives, negatives, method="asymptotic").statistic
-    return float(statistic / (len(positives) * len(negatives)))
+def mann_whitney_aucs(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """ROC AUC of each row of ``labels`` and ``probabilities`` (2-D, one resample per row) as the Mann-Whitney U
+    statistic of the positives over n1 x n0 (ties count half, through scipy's average ranks): the value
+    ``roc_auc_score`` gives, for thousands of resamples in one call instead of one call each."""
+    labels = np.asarray(labels) == 1
+    positives = labels.sum(axis=1)
+    negatives = labels.shape[1] - positives
+    statistic = np.where(labels, rankdata(probabilities, axis=1), 0.0).sum(axis=1) - positives * (positives + 1) / 2
+    return statistic / (positives * negatives)
 
 
 def bootstrap_roc_auc(
@@ -90,7 +93,7 @@ def bootstrap_roc_auc(
 
     Resamples cases with replacement, keeping resamples that hold both classes. ``ValueError`` after
     ``max_draws`` draws (default 100 per resample) without enough of them: a rare class too rare to bootstrap.
-    Each resample's ROC AUC is ``mann_whitney_auc`` (the same value as ``roc_auc_score``, a third of its time).
+    Each resample's ROC AUC is ``mann_whitney_aucs`` (the value ``roc_auc_score`` gives), all of a batch at once.
     """
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=float)
@@ -98,15 +101,20 @@ def bootstrap_roc_auc(
     rng = np.random.default_rng(seed)
     estimates = []
     n = len(labels)
-    draws_left = 100 * resamples if max_draws is None else max_draws
-    while len(estimates) < resamples:
+    kept, draws_left = 0, 100 * resamples if max_draws is None else max_draws
+    while kept < resamples:
         if draws_left == 0:
-            raise ValueError(f"only {len(estimates)} of {resamples} bootstrap resamples held both classes")
-        draws_left -= 1
-        rows = rng.integers(0, n, n)
-        if labels[rows].min() == labels[rows].max():
-            continue
-        estimates.append(mann_whitney_auc(labels[rows], probabilities[rows]))
+            raise ValueError(f"only {kept} of {resamples} bootstrap resamples held both classes")
+        # as many draws at once as resamples are still missing (the same stream as one draw at a time), at most
+        # about 4 million cases per batch
+        batch = min(resamples - kept, draws_left, max(1, 4_000_000 // n))
+        draws_left -= batch
+        rows = rng.integers(0, n, (batch, n))
+        drawn = labels[rows]
+        rows = rows[drawn.min(axis=1) != drawn.max(axis=1)]
+        estimates.append(mann_whitney_aucs(labels[rows], probabilities[rows]))
+        kept += len(rows)
+    estimates = np.concatenate(estimates)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(estimates, [tail, 1.0 - tail])
     return auc, float(low), float(high)

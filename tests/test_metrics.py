@@ -311,14 +311,12 @@ def test_bootstrap_interval_matches_the_delong_interval(scored, level):
 
 def test_the_bootstraps_auc_is_sklearns_with_ties_and_both_orders():
     rng = np.random.default_rng(4)
-    for _ in range(50):
-        labels = rng.integers(0, 2, 60)
-        labels[:2] = [0, 1]
-        probabilities = np.round(rng.random(60), 1)  # many ties, within and across the classes
-        assert metrics.mann_whitney_auc(labels, probabilities) == pytest.approx(
-            roc_auc_score(labels, probabilities), abs=1e-12)
-    assert metrics.mann_whitney_auc(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.9])) == 1.0
-    assert metrics.mann_whitney_auc(np.array([1, 0, 0]), np.array([0.1, 0.2, 0.9])) == 0.0
+    labels = rng.integers(0, 2, (50, 60))
+    labels[:, :2] = [0, 1]
+    probabilities = np.round(rng.random((50, 60)), 1)  # many ties, within and across the classes
+    expected = [roc_auc_score(row_labels, row) for row_labels, row in zip(labels, probabilities, strict=True)]
+    np.testing.assert_allclose(metrics.mann_whitney_aucs(labels, probabilities), expected, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(metrics.mann_whitney_aucs([[0, 0, 1], [1, 0, 0]], [[0.1, 0.2, 0.9]] * 2), [1.0, 0.0])
 
 
 def test_bootstrap_is_reproducible_by_seed(scored):
