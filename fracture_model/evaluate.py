@@ -431,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                 images.append((predictor.network_input(pixels), pixels.shape))
             with _quiet_keras():
                 check = sanity.randomisation_check(
-                    predictor.model, sanity.explainer_heatmap(card["positive_class"], card["last_conv_layer"]),
+                    predictor.model, sanity.explainer_heatmap(card["positive_class"], card["last_conv_layer"],
+                                                              built=(predictor.model, explainer)),
                     images, METHODS, sanity.randomisation_stages(predictor.model),
                 )
             check["image_ids"] = list(subset["image_id"])

@@ -110,9 +110,13 @@ HeatmapFunction = Callable[[keras.Model, str, np.ndarray, tuple[int, int]], np.n
 """(model, method, network input (1, size, size, 1), original shape) -> heatmap over the original image."""
 
 
-def explainer_heatmap(positive_class: str = "fractured", last_conv_layer: str = LAST_CONV_LAYER) -> HeatmapFunction:
-    """A ``HeatmapFunction`` over ``Explainer``: one explainer per model, kept for the last two models seen."""
-    explainers: dict[int, tuple[keras.Model, Explainer]] = {}
+def explainer_heatmap(positive_class: str = "fractured", last_conv_layer: str = LAST_CONV_LAYER, *,
+                      built: tuple[keras.Model, Explainer] | None = None) -> HeatmapFunction:
+    """A ``HeatmapFunction`` over ``Explainer``: one explainer per model, kept for the last two models seen.
+
+    ``built``: a model and the explainer already built for it (evaluate's, for the trained model), used as is
+    (building one and tracing its methods takes seconds)."""
+    explainers: dict[int, tuple[keras.Model, Explainer]] = {} if built is None else {id(built[0]): built}
 
     def heatmap(model: keras.Model, method: str, network_input: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         if id(model) not in explainers:

@@ -115,3 +115,18 @@ def test_scorecam_depends_on_the_classifier(planted_model, planted_images):  # n
     kernel, bias = flipped.get_layer(OUTPUT_LAYER).get_weights()
     flipped.get_layer(OUTPUT_LAYER).set_weights([-kernel, -bias])  # now it explains 'not fractured'
     assert not np.allclose(trained, heatmap(flipped, "Faster-ScoreCAM", network_input, shape), atol=0.05)
+
+
+def test_an_explainer_already_built_serves_its_model(planted_model, planted_images):  # noqa: F811
+    """``built`` (evaluate passes the explainer it drew the test split with) answers for its model; other models
+    get their own. Here the explainer handed over is a randomised copy's, so its maps show where it was used."""
+    from fracture_model.explain import Explainer
+
+    copy = randomised_copy(planted_model, [OUTPUT_LAYER, LAST_CONV_LAYER], seed=3)
+    network_input, shape = planted_images[0]
+    own = explainer_heatmap()(planted_model, "Grad-CAM", network_input, shape)
+    copys = Explainer(copy).explain(network_input, shape, "Grad-CAM").heatmap
+    assert not np.allclose(own, copys, atol=0.05)
+    heatmap = explainer_heatmap(built=(planted_model, Explainer(copy)))
+    np.testing.assert_array_equal(heatmap(planted_model, "Grad-CAM", network_input, shape), copys)
+    np.testing.assert_array_equal(heatmap(copy, "Grad-CAM", network_input, shape), copys)
