@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -24,7 +21,7 @@ from fracture_model.worklist import (
     study_lines,
 )
 from tests.bad_inputs import colour_photograph, dicom_image, find_planted
-from tests.conftest import REPO, SAMPLES
+from tests.conftest import SAMPLES
 
 
 def _sample_pixels(name: str) -> np.ndarray:
@@ -142,23 +139,23 @@ def test_an_archive_too_large_to_unpack_is_refused_in_one_sentence():
     assert len(items) == 1 and "too much to read in memory" in items[0].problem
 
 
-def test_predict_command_scores_in_batches_and_shows_progress(tmp_path, shipped_predictor):
+def test_predict_command_scores_in_batches_and_shows_progress(tmp_path, shipped_predictor, capsys):
+    """In this process (``tests/test_predict_cli.py`` runs the command as a user does, in its own interpreter)."""
+    from fracture_model import predict
     from fracture_model.imaging import read_radiograph
 
     samples = sorted(SAMPLES.glob("*.jpg"))
     for i in range(10):
         (tmp_path / f"x{i:02d}.jpg").write_bytes(samples[i % len(samples)].read_bytes())
     (tmp_path / "bad.png").write_bytes(b"junk")
-    result = subprocess.run(
-        [sys.executable, "-m", "fracture_model.predict", str(tmp_path), "--batch-size", "4", "--progress", "always"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert result.returncode == 1  # one file was not scored
-    lines = result.stderr.splitlines()
+    assert predict.main([str(tmp_path), "--batch-size", "4", "--progress", "always"]) == 1  # one file not scored
+    result = capsys.readouterr()
+    lines = result.err.splitlines()
     assert lines == [f"{tmp_path / 'bad.png'}: The file is not an image this app can read; please upload a PNG, "
                      "JPEG or DICOM radiograph.",
                      "Scored 4 of 11 file(s)", "Scored 8 of 11 file(s)", "Scored 11 of 11 file(s)",
                      "1 of 11 file(s) were not scored."]
-    rows = list(csv.reader(io.StringIO(result.stdout)))
+    rows = list(csv.reader(io.StringIO(result.out)))
     assert rows[0][:3] == ["path", "probability_fractured", "decision"]
     assert [row[0] for row in rows[1:]] == [str(tmp_path / f"x{i:02d}.jpg") for i in range(10)]
     for path, probability, *_ in rows[1:]:
