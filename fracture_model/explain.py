@@ -95,7 +95,7 @@ class Explainer:
             "Grad-CAM++": GradcamPlusPlus(gradcam.model, clone=False),
             "Faster-ScoreCAM": Scorecam(two_class_model(model), clone=False),
         }
-        self._compiled_gradcam = _CompiledGradcam(self._visualisers["Grad-CAM"].model, last_conv_layer)
+        self._compiled_gradcam = _CompiledGradcam(gradcam.model, last_conv_layer)
 
     def input_heatmaps(self, batch: np.ndarray, method: str = DEFAULT_METHOD, *, reference: bool = False) -> np.ndarray:
         """Heatmaps over the network input for a batch of preprocessed images: (n, size, size) in [0, 1].

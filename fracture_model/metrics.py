@@ -111,9 +111,9 @@ def bootstrap_roc_auc(
         draws_left -= batch
         rows = rng.integers(0, n, (batch, n))
         drawn = labels[rows]
-        rows = rows[drawn.min(axis=1) != drawn.max(axis=1)]
-        estimates.append(mann_whitney_aucs(labels[rows], probabilities[rows]))
-        kept += len(rows)
+        both = drawn.min(axis=1) != drawn.max(axis=1)
+        estimates.append(mann_whitney_aucs(drawn[both], probabilities[rows[both]]))
+        kept += int(both.sum())
     estimates = np.concatenate(estimates)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(estimates, [tail, 1.0 - tail])

@@ -125,8 +125,9 @@ def test_an_explainer_already_built_serves_its_model(planted_model, planted_imag
     copy = randomised_copy(planted_model, [OUTPUT_LAYER, LAST_CONV_LAYER], seed=3)
     network_input, shape = planted_images[0]
     own = explainer_heatmap()(planted_model, "Grad-CAM", network_input, shape)
-    copys = Explainer(copy).explain(network_input, shape, "Grad-CAM").heatmap
+    copys_explainer = Explainer(copy)
+    copys = copys_explainer.explain(network_input, shape, "Grad-CAM").heatmap
     assert not np.allclose(own, copys, atol=0.05)
-    heatmap = explainer_heatmap(built=(planted_model, Explainer(copy)))
+    heatmap = explainer_heatmap(built=(planted_model, copys_explainer))
     np.testing.assert_array_equal(heatmap(planted_model, "Grad-CAM", network_input, shape), copys)
     np.testing.assert_array_equal(heatmap(copy, "Grad-CAM", network_input, shape), copys)
