@@ -1,7 +1,8 @@
 #!/bin/bash
 # The lever runs of the README on one GPU machine, in parallel, under JAX, within a fixed time.
 #
-# Here:  git show 1134d5e:assets/model/fracture_cnn.keras > runs/gpu/box_supervised.keras
+# Here:  bash tools/prepare_gpu_round.sh, which does these three steps:
+#        git show 1134d5e:assets/model/fracture_cnn.keras > runs/gpu/box_supervised.keras
 #        python tools/pack_for_gpu.py --data ../shared/datasets/fracatlas --out runs/gpu/fracatlas.tar
 #        wheels the GPU machine lacks (keras, namex, optree, pydicom for Python 3.12) into runs/gpu/whl/
 # There (repository root, runs/gpu beside it, OUT a folder whose files come back):
