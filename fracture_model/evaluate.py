@@ -328,9 +328,12 @@ def explain_test_split(
     return columns, per_method
 
 
-def sanity_subset(test: pd.DataFrame, count: int = SANITY_IMAGES) -> pd.DataFrame:
-    """Up to ``count`` fractured test images evenly spaced by image ID (all test images if none is fractured)."""
-    pool = test[test["fractured"] == 1] if (test["fractured"] == 1).any() else test
+def sanity_subset(images: pd.DataFrame, count: int = SANITY_IMAGES) -> pd.DataFrame:
+    """Up to ``count`` fractured images (validation's, for the sanity check) evenly spaced by image ID.
+
+    All images when none is fractured.
+    """
+    pool = images[images["fractured"] == 1] if (images["fractured"] == 1).any() else images
     pool = pool.sort_values("image_id")
     if count <= 0 or pool.empty:
         return pool.iloc[:0]
