@@ -3,7 +3,8 @@
 For each shifted set: ROC AUC, sensitivity and specificity at the model's operating threshold, the
 Grad-CAM pointing game on fractured images with boxes (tolerance ``shifts.tolerance_px``: 15 px per
 512 px of the shifted image's long side), and how often the out-of-distribution check fires, with the
-ROC AUC of the flagged and of the unflagged images.
+ROC AUC of the flagged and of the unflagged images; each figure with its 95% interval (percentile bootstrap
+for ROC AUC, Wilson for proportions), and which of the issue's robustness targets a set misses.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ from sklearn.metrics import roc_auc_score
 
 from fracture_model import localisation, shifts
 from fracture_model.imaging import read_radiograph
-from fracture_model.metrics import at_threshold, wilson_interval
+from fracture_model.metrics import at_threshold, bootstrap_roc_auc, wilson_interval
 from fracture_model.preprocess import Letterbox
 
 BATCH = 8
+ROBUSTNESS_FILE = "robustness.json"
+"""Inside the model's ``evaluation`` folder: ``bench/bench_robustness.py --json`` on the test split."""
+AUC_GAP = 0.05
+"""Target: every shifted set's ROC AUC within this of the unshifted set's."""
+MIN_SPECIFICITY = 0.70
+"""Target: specificity at the model's own threshold on every shifted set."""
+MIN_ZOOM_POINTING = 0.60
+"""Target: the Grad-CAM pointing game on every close-up (zoom) set."""
 
 
 @dataclass(frozen=True)
@@ -107,14 +116,22 @@ def _auc(scored: pd.DataFrame) -> float | None:
     return float(roc_auc_score(labels, scored["probability_fractured"])) if labels.nunique() == 2 else None
 
 
+def _interval(bounds) -> list[float] | None:
+    """A 95% interval as a JSON list, None where it is undefined (no image of that kind)."""
+    return None if any(np.isnan(bound) for bound in bounds) else [float(bound) for bound in bounds]
+
+
 def summarise(scored: pd.DataFrame, threshold: float) -> dict:
-    """The figures of one set (``score_set``'s rows) at ``threshold``."""
+    """The figures of one set (``score_set``'s rows) at ``threshold``, with 95% intervals."""
     labels, probabilities = scored["fractured"].to_numpy(), scored["probability_fractured"].to_numpy()
     point = at_threshold(labels, probabilities, threshold)
     hits = scored["pointing_hit"].dropna().astype(int)
+    auc = _auc(scored)
     summary = {
-        "images": int(len(scored)), "fractured": int(labels.sum()), "roc_auc": _auc(scored),
+        "images": int(len(scored)), "fractured": int(labels.sum()), "roc_auc": auc,
+        "roc_auc_ci95": list(bootstrap_roc_auc(labels, probabilities)[1:]) if auc is not None else None,
         "sensitivity": point.sensitivity, "specificity": point.specificity,
+        "sensitivity_ci95": _interval(point.sensitivity_ci95), "specificity_ci95": _interval(point.specificity_ci95),
         "pointing_hit_rate": float(hits.mean()) if len(hits) else None, "pointing_images": int(len(hits)),
         "pointing_ci95": list(wilson_interval(int(hits.sum()), int(len(hits)))) if len(hits) else None,
     }
@@ -127,20 +144,50 @@ def summarise(scored: pd.DataFrame, threshold: float) -> dict:
     return summary
 
 
+def target_misses(summaries: dict[str, dict]) -> dict[str, list[str]]:
+    """For each set of ``summarise`` results, the issue's robustness targets it misses, in words (empty: all met).
+
+    Shifted sets only (the unshifted set is the reference): ROC AUC within ``AUC_GAP`` of the unshifted set's,
+    specificity at least ``MIN_SPECIFICITY``, and on close-ups a pointing game of at least ``MIN_ZOOM_POINTING``.
+    """
+    kinds = {shifted.name: shifted.kind for shifted in benchmark_sets()}
+    reference = summaries.get("unshifted", {}).get("roc_auc")
+    misses = {}
+    for name, found in summaries.items():
+        missed = []
+        if name != "unshifted":
+            if reference is not None and found["roc_auc"] is not None and reference - found["roc_auc"] > AUC_GAP:
+                missed.append(f"ROC AUC {reference - found['roc_auc']:.3f} below the unshifted set's")
+            if pd.notna(found["specificity"]) and found["specificity"] < MIN_SPECIFICITY:
+                missed.append(f"specificity under {MIN_SPECIFICITY:.2f}")
+            pointing = found.get("pointing_hit_rate")
+            if kinds.get(name) == "zoom" and pointing is not None and pointing < MIN_ZOOM_POINTING:
+                missed.append(f"pointing game under {MIN_ZOOM_POINTING:.2f}")
+        misses[name] = missed
+    return misses
+
+
 def table(summaries: dict[str, dict]) -> str:
-    """A Markdown table of ``summarise`` results, one row per set."""
+    """A Markdown table of ``summarise`` results, one row per set, with 95% intervals where stored."""
     def number(value, digits=3):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    lines = ["| set | images (fractured) | ROC AUC | sensitivity | specificity | pointing game (n) | "
-             "flagged outside | AUC flagged / unflagged |", "|---|---|---|---|---|---|---|---|"]
+    def with_interval(value, interval):
+        return number(value) + ("" if not interval else f" ({interval[0]:.2f} to {interval[1]:.2f})")
+
+    misses = target_misses(summaries)
+    lines = ["| set | images (fractured) | ROC AUC (95% CI) | sensitivity | specificity (95% CI) | pointing game (n) | "
+             "flagged outside | AUC flagged / unflagged | targets missed |", "|---|---|---|---|---|---|---|---|---|"]
     for name, found in summaries.items():
         flagged = ("n/a" if "out_of_distribution_rate" not in found
                    else f"{found['out_of_distribution_rate']:.0%}")
         split_auc = ("n/a" if "out_of_distribution_rate" not in found
                      else f"{number(found['roc_auc_flagged'])} / {number(found['roc_auc_unflagged'])}")
-        lines.append(f"| {name} | {found['images']} ({found['fractured']}) | {number(found['roc_auc'])} | "
-                     f"{number(found['sensitivity'])} | {number(found['specificity'])} | "
+        missed = "(reference)" if name == "unshifted" else ("; ".join(misses[name]) or "none")
+        lines.append(f"| {name} | {found['images']} ({found['fractured']}) | "
+                     f"{with_interval(found['roc_auc'], found.get('roc_auc_ci95'))} | "
+                     f"{number(found['sensitivity'])} | "
+                     f"{with_interval(found['specificity'], found.get('specificity_ci95'))} | "
                      f"{number(found['pointing_hit_rate'], 2)} ({found['pointing_images']}) | "
-                     f"{flagged} | {split_auc} |")
+                     f"{flagged} | {split_auc} | {missed} |")
     return "\n".join(lines)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
-from fracture_model import metrics
+from fracture_model import metrics, robustness
 from fracture_model.explain import DEFAULT_METHOD, METHODS
 from fracture_model.localisation import BRIGHTEST_SHARE, ON_METAL_RANK, POINTING_TOLERANCE_PX
 from fracture_model.model_card import EVALUATION_DIR
-from pages.shared import CITATION, MODEL_DIR, enter_through_app, load_card, load_evaluation
+from pages.shared import CITATION, MODEL_DIR, enter_through_app, load_card, load_evaluation, shipped_model_sha256
 
 OUTCOME_NAMES = {"TP": "true positive", "FP": "false positive", "TN": "true negative", "FN": "false negative"}
 IMPLANT_CHOICES = ("Any", "With implant", "Without implant")
@@ -72,6 +73,68 @@ def _sanity_verdict(results: dict, method: str) -> str:
     if not check or method not in check["by_method"]:
         return "not run"
     return "passed" if check["by_method"][method]["passed"] else "FAILED"
+
+
+def robustness_section() -> None:
+    st.subheader("Beyond FracAtlas: shifted copies of the test split")
+    path = MODEL_DIR / EVALUATION_DIR / robustness.ROBUSTNESS_FILE
+    try:
+        stored = json.loads(path.read_text())
+        sets = stored["sets"]
+    except FileNotFoundError:
+        st.info("No robustness benchmark is stored for this model. Run `python bench/bench_robustness.py "
+                f"--model-dir {MODEL_DIR} --normal-images 250 --json {path}` to measure it.")
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        st.warning(f"The stored robustness benchmark ({path.name}) could not be read; run the benchmark again.")
+        return
+    if stored.get("model_version") != shipped_model_sha256()[:12]:
+        st.warning(f"These figures were measured on model version {stored.get('model_version')}, not on the model "
+                   "shown here: run the benchmark again before relying on them.")
+    normal = stored.get("normal_images")
+    drawn = f"a fixed draw of {normal} normal ones" if normal else "every normal one"
+    st.markdown(
+        "Radiographs from other hospitals look different: close-up crops, other angles, smaller and compressed "
+        "files, burned-in side letters and arrows. The benchmark makes such copies of this model's own "
+        f"**{stored.get('split', 'test')} split**, deterministically: every fractured image and {drawn}, as close-ups "
+        "at 1.5x to 4x a fracture box, rotated at any angle, at 224 px with JPEG quality 75, with synthetic "
+        "markers and arrows, and all of these mixed. Sensitivity and specificity are at the operating threshold; "
+        "the pointing game as above; *flagged outside*: how often the app says an image lies outside what the "
+        "model knows."
+    )
+    st.markdown(
+        f"**Targets** on every shifted set: ROC AUC within {robustness.AUC_GAP:g} of the unshifted set, specificity "
+        f"at least {robustness.MIN_SPECIFICITY:.2f}, and on close-ups a pointing game of at least "
+        f"{robustness.MIN_ZOOM_POINTING:.2f}."
+    )
+    misses = robustness.target_misses(sets)
+    shifted = [name for name in sets if name != "unshifted"]
+    met = [name for name in shifted if not misses[name]]
+    reference = sets.get("unshifted", {}).get("roc_auc")
+    rows = []
+    for name, found in sets.items():
+        auc = found.get("roc_auc")
+        rows.append({
+            "set": name,
+            "targets missed": "(reference)" if name == "unshifted" else "; ".join(misses[name]) or "none",
+            "ROC AUC": auc, "ROC AUC 95% CI": _ci(found.get("roc_auc_ci95"), percent=False),
+            "below unshifted": None if name == "unshifted" or auc is None or reference is None else reference - auc,
+            "sensitivity": found.get("sensitivity"), "specificity": found.get("specificity"),
+            "specificity 95% CI": _ci(found.get("specificity_ci95"), percent=False),
+            "pointing game": found.get("pointing_hit_rate"),
+            "flagged outside": found.get("out_of_distribution_rate"),
+            "images (fractured)": f"{found['images']} ({found['fractured']})",
+        })
+    st.metric("Shifted sets meeting every target", f"{len(met)} of {len(shifted)}")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        column: st.column_config.NumberColumn(format="%.3f")
+        for column in ("ROC AUC", "below unshifted", "sensitivity", "specificity", "pointing game")
+    } | {"flagged outside": st.column_config.NumberColumn(format="percent")})
+    st.caption(
+        "Synthetic shifts of the kinds training saw (the marks in other fonts and words): they measure robustness "
+        "to those shifts, not accuracy on another hospital's radiographs. With a few hundred images per set, a "
+        "figure a little under its target may still be compatible with it: read the intervals."
+    )
 
 
 def localisation_section(results: dict, card: dict) -> None:
@@ -427,6 +490,7 @@ st.caption(
     "Metal implants occur almost only in fractured images, so a model could learn 'metal means fracture'."
 )
 
+robustness_section()
 localisation_section(results, card)
 reviewer_section(results, predictions)
 sanity_section(results)

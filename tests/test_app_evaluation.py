@@ -208,3 +208,48 @@ def test_reading_page_offers_only_methods_that_passed(evaluated_model_dir, monke
     finally:
         (evaluated_model_dir / "evaluation" / "metrics.json").write_text(json.dumps(stored))
         st.cache_data.clear()
+
+
+def test_robustness_section_shows_the_stored_benchmark_and_its_missed_targets(page, evaluated_model_dir, tmp_path,
+                                                                                monkeypatch):
+    from fracture_model import robustness
+    from fracture_model.model_card import model_sha256
+
+    assert any("No robustness benchmark is stored" in info.value for info in page.info)  # the fixture has none
+    folder = tmp_path / "benchmarked"
+    shutil.copytree(evaluated_model_dir, folder)
+
+    def figures(auc, specificity):
+        return {"images": 376, "fractured": 126, "roc_auc": auc, "roc_auc_ci95": [auc - 0.03, auc + 0.02],
+                "sensitivity": 0.87, "specificity": specificity, "specificity_ci95": [specificity - 0.06,
+                                                                                     specificity + 0.05],
+                "pointing_hit_rate": 0.75, "pointing_images": 126, "out_of_distribution_rate": 0.1}
+
+    stored = {"model_version": model_sha256(folder)[:12], "split": "test", "seed": 0, "normal_images": 250,
+              "sets": {"unshifted": figures(0.927, 0.816), "zoom 1.5x box": figures(0.882, 0.748),
+                       "224 px + JPEG 75": figures(0.893, 0.680), "mix of all": figures(0.870, 0.75)}}
+    path = folder / "evaluation" / robustness.ROBUSTNESS_FILE
+    path.write_text(json.dumps(stored))
+    at = _page(folder, monkeypatch)
+    try:
+        assert not at.exception and not at.error and not at.warning
+        table = next(frame.value for frame in at.dataframe if "targets missed" in frame.value.columns)
+        missed = dict(zip(table["set"], table["targets missed"], strict=True))
+        assert missed == {"unshifted": "(reference)", "zoom 1.5x box": "none",
+                          "224 px + JPEG 75": "specificity under 0.70",
+                          "mix of all": "ROC AUC 0.057 below the unshifted set's"}
+        assert table.loc[table["set"] == "224 px + JPEG 75", "specificity 95% CI"].item() == "0.62 to 0.73"
+        assert any(metric.value == "1 of 3" for metric in at.metric)
+        assert "a fixed draw of 250 normal ones" in _texts(at)
+
+        path.write_text(json.dumps(stored | {"model_version": "0123456789ab"}))
+        st.cache_data.clear()
+        at = _page(folder, monkeypatch)
+        assert any("measured on model version 0123456789ab" in warning.value for warning in at.warning)
+
+        path.write_text("{not json")
+        st.cache_data.clear()
+        at = _page(folder, monkeypatch)
+        assert not at.exception and any("could not be read" in warning.value for warning in at.warning)
+    finally:
+        st.cache_data.clear()

@@ -250,3 +250,49 @@ def test_benchmark_frame_keeps_every_fractured_image_and_a_fixed_draw_of_normal_
     assert frame.equals(robustness.benchmark_frame(split, "validation", normal_images=5, seed=3))
     assert len(robustness.benchmark_frame(split, "validation")) == 20
     assert len(robustness.benchmark_frame(split, "validation", limit=4)) == 4
+
+
+def test_a_set_summary_carries_its_intervals():
+    from fracture_model import robustness
+    from fracture_model.metrics import wilson_interval
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(30, int), np.zeros(70, int)]
+    scored = pd.DataFrame({"fractured": labels, "probability_fractured": rng.random(100) * 0.5 + 0.4 * labels,
+                           "in_distribution": True, "pointing_hit": np.r_[np.ones(20), np.zeros(10), [np.nan] * 70]})
+    summary = robustness.summarise(scored, threshold=0.5)
+    low, high = summary["roc_auc_ci95"]
+    assert low < summary["roc_auc"] < high
+    true_negatives = int(((scored["probability_fractured"] < 0.5) & (labels == 0)).sum())
+    assert summary["specificity_ci95"] == list(wilson_interval(true_negatives, 70))
+    low, high = summary["sensitivity_ci95"]
+    assert low < summary["sensitivity"] < high
+
+    normal_only = robustness.summarise(scored[labels == 0], threshold=0.5)
+    assert normal_only["roc_auc"] is None and normal_only["roc_auc_ci95"] is None
+    assert normal_only["sensitivity_ci95"] is None and normal_only["specificity_ci95"] is not None
+
+
+def test_target_misses_name_each_missed_target_of_each_shifted_set():
+    from fracture_model import robustness
+
+    def figures(auc, specificity, pointing):
+        return {"images": 10, "fractured": 4, "roc_auc": auc, "sensitivity": 0.8, "specificity": specificity,
+                "pointing_hit_rate": pointing, "pointing_images": 4}
+
+    summaries = {
+        "unshifted": figures(0.93, 0.50, 0.30),  # the reference: its own figures are no target
+        "zoom 1.5x box": figures(0.87, 0.69, 0.59),
+        "zoom 2x box": figures(0.881, 0.70, 0.60),  # specificity and pointing exactly at their bounds
+        "rotation 0-360": figures(0.90, 0.80, 0.10),  # pointing is a target on close-ups only
+        "mix of all": figures(None, float("nan"), None),  # nothing to judge: no miss claimed
+    }
+    misses = robustness.target_misses(summaries)
+    assert misses["unshifted"] == [] and misses["zoom 2x box"] == [] and misses["rotation 0-360"] == []
+    assert misses["mix of all"] == []
+    assert misses["zoom 1.5x box"] == ["ROC AUC 0.060 below the unshifted set's", "specificity under 0.70",
+                                       "pointing game under 0.60"]
+    table = robustness.table({name: summaries[name] for name in ("unshifted", "zoom 1.5x box", "zoom 2x box")})
+    rows = table.splitlines()[2:]
+    assert rows[0].endswith("| (reference) |") and rows[2].endswith("| none |")
+    assert "specificity under 0.70" in rows[1]
