@@ -156,9 +156,10 @@ def target_misses(summaries: dict[str, dict]) -> dict[str, list[str]]:
     for name, found in summaries.items():
         missed = []
         if name != "unshifted":
-            if reference is not None and found["roc_auc"] is not None and reference - found["roc_auc"] > AUC_GAP:
-                missed.append(f"ROC AUC {reference - found['roc_auc']:.3f} below the unshifted set's")
-            if pd.notna(found["specificity"]) and found["specificity"] < MIN_SPECIFICITY:
+            auc, specificity = found.get("roc_auc"), found.get("specificity")
+            if reference is not None and auc is not None and reference - auc > AUC_GAP:
+                missed.append(f"ROC AUC {reference - auc:.3f} below the unshifted set's")
+            if specificity is not None and pd.notna(specificity) and specificity < MIN_SPECIFICITY:
                 missed.append(f"specificity under {MIN_SPECIFICITY:.2f}")
             pointing = found.get("pointing_hit_rate")
             if kinds.get(name) == "zoom" and pointing is not None and pointing < MIN_ZOOM_POINTING:

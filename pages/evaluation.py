@@ -81,11 +81,13 @@ def robustness_section() -> None:
     try:
         stored = json.loads(path.read_text())
         sets = stored["sets"]
+        if not sets or not all(isinstance(found, dict) for found in sets.values()):
+            raise ValueError("no sets")
     except FileNotFoundError:
         st.info("No robustness benchmark is stored for this model. Run `python bench/bench_robustness.py "
                 f"--model-dir {MODEL_DIR} --normal-images 250 --json {path}` to measure it.")
         return
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         st.warning(f"The stored robustness benchmark ({path.name}) could not be read; run the benchmark again.")
         return
     if stored.get("model_version") != shipped_model_sha256()[:12]:
@@ -123,7 +125,7 @@ def robustness_section() -> None:
             "specificity 95% CI": _ci(found.get("specificity_ci95"), percent=False),
             "pointing game": found.get("pointing_hit_rate"),
             "flagged outside": found.get("out_of_distribution_rate"),
-            "images (fractured)": f"{found['images']} ({found['fractured']})",
+            "images (fractured)": f"{found.get('images')} ({found.get('fractured')})",
         })
     st.metric("Shifted sets meeting every target", f"{len(met)} of {len(shifted)}")
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={

@@ -247,9 +247,16 @@ def test_robustness_section_shows_the_stored_benchmark_and_its_missed_targets(pa
         at = _page(folder, monkeypatch)
         assert any("measured on model version 0123456789ab" in warning.value for warning in at.warning)
 
-        path.write_text("{not json")
+        for unreadable in ("{not json", json.dumps({"sets": [1, 2]}), json.dumps({"model_version": "x"})):
+            path.write_text(unreadable)
+            st.cache_data.clear()
+            at = _page(folder, monkeypatch)
+            assert not at.exception and any("could not be read" in warning.value for warning in at.warning)
+        path.write_text(json.dumps(stored | {"sets": {"unshifted": {}, "mix of all": {"roc_auc": 0.5}}}))
         st.cache_data.clear()
         at = _page(folder, monkeypatch)
-        assert not at.exception and any("could not be read" in warning.value for warning in at.warning)
+        assert not at.exception  # figures missing from a set: shown as missing, no target claimed missed
+        table = next(frame.value for frame in at.dataframe if "targets missed" in frame.value.columns)
+        assert list(table["targets missed"]) == ["(reference)", "none"]
     finally:
         st.cache_data.clear()
