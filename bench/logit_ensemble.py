@@ -60,8 +60,7 @@ def validation_threshold(model_dirs: list[Path], data_dir: Path) -> float:
             raise SystemExit("the model folders do not share one validation split")
         labels = found
         inputs = data.load_inputs(data_dir, list(validation["path"]), predictor.image_size).astype(np.float32) / 255
-        probabilities = np.concatenate([predictor.probabilities(inputs[start:start + 16])
-                                        for start in range(0, len(inputs), 16)])
+        probabilities = predictor.probabilities(inputs)
         logits.append(logit(probabilities))
         print(f"{model_dir}: whole validation ROC AUC {roc_auc_score(labels, probabilities):.4f}", flush=True)
     score = np.mean(logits, axis=0)

@@ -168,6 +168,12 @@ def target_misses(summaries: dict[str, dict]) -> dict[str, list[str]]:
     return misses
 
 
+def targets_in_words(summaries: dict[str, dict]) -> dict[str, str]:
+    """Per set, ``target_misses`` as one table cell: "(reference)" for the unshifted set, else the misses or "none"."""
+    return {name: "(reference)" if name == "unshifted" else "; ".join(missed) or "none"
+            for name, missed in target_misses(summaries).items()}
+
+
 def table(summaries: dict[str, dict]) -> str:
     """A Markdown table of ``summarise`` results, one row per set, with 95% intervals where stored."""
     def number(value, digits=3):
@@ -176,7 +182,7 @@ def table(summaries: dict[str, dict]) -> str:
     def with_interval(value, interval):
         return number(value) + ("" if not interval else f" ({interval[0]:.2f} to {interval[1]:.2f})")
 
-    misses = target_misses(summaries)
+    missed = targets_in_words(summaries)
     lines = ["| set | images (fractured) | ROC AUC (95% CI) | sensitivity | specificity (95% CI) | pointing game (n) | "
              "flagged outside | AUC flagged / unflagged | targets missed |", "|---|---|---|---|---|---|---|---|---|"]
     for name, found in summaries.items():
@@ -184,11 +190,10 @@ def table(summaries: dict[str, dict]) -> str:
                    else f"{found['out_of_distribution_rate']:.0%}")
         split_auc = ("n/a" if "out_of_distribution_rate" not in found
                      else f"{number(found['roc_auc_flagged'])} / {number(found['roc_auc_unflagged'])}")
-        missed = "(reference)" if name == "unshifted" else ("; ".join(misses[name]) or "none")
         lines.append(f"| {name} | {found['images']} ({found['fractured']}) | "
                      f"{with_interval(found['roc_auc'], found.get('roc_auc_ci95'))} | "
                      f"{number(found['sensitivity'])} | "
                      f"{with_interval(found['specificity'], found.get('specificity_ci95'))} | "
                      f"{number(found['pointing_hit_rate'], 2)} ({found['pointing_images']}) | "
-                     f"{flagged} | {split_auc} | {missed} |")
+                     f"{flagged} | {split_auc} | {missed[name]} |")
     return "\n".join(lines)

@@ -109,16 +109,16 @@ def robustness_section() -> None:
         f"at least {robustness.MIN_SPECIFICITY:.2f}, and on close-ups a pointing game of at least "
         f"{robustness.MIN_ZOOM_POINTING:.2f}."
     )
-    misses = robustness.target_misses(sets)
+    missed = robustness.targets_in_words(sets)
     shifted = [name for name in sets if name != "unshifted"]
-    met = [name for name in shifted if not misses[name]]
+    met = [name for name in shifted if missed[name] == "none"]
     reference = sets.get("unshifted", {}).get("roc_auc")
     rows = []
     for name, found in sets.items():
         auc = found.get("roc_auc")
         rows.append({
             "set": name,
-            "targets missed": "(reference)" if name == "unshifted" else "; ".join(misses[name]) or "none",
+            "targets missed": missed[name],
             "ROC AUC": auc, "ROC AUC 95% CI": _ci(found.get("roc_auc_ci95"), percent=False),
             "below unshifted": None if name == "unshifted" or auc is None or reference is None else reference - auc,
             "sensitivity": found.get("sensitivity"), "specificity": found.get("specificity"),
