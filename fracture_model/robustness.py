@@ -168,10 +168,11 @@ def target_misses(summaries: dict[str, dict]) -> dict[str, list[str]]:
     return misses
 
 
-def targets_in_words(summaries: dict[str, dict]) -> dict[str, str]:
-    """Per set, ``target_misses`` as one table cell: "(reference)" for the unshifted set, else the misses or "none"."""
+def targets_in_words(misses: dict[str, list[str]]) -> dict[str, str]:
+    """Per set, ``target_misses``' result as one table cell: "(reference)" for the unshifted set, else the misses
+    or "none"."""
     return {name: "(reference)" if name == "unshifted" else "; ".join(missed) or "none"
-            for name, missed in target_misses(summaries).items()}
+            for name, missed in misses.items()}
 
 
 def table(summaries: dict[str, dict]) -> str:
@@ -182,7 +183,7 @@ def table(summaries: dict[str, dict]) -> str:
     def with_interval(value, interval):
         return number(value) + ("" if not interval else f" ({interval[0]:.2f} to {interval[1]:.2f})")
 
-    missed = targets_in_words(summaries)
+    missed = targets_in_words(target_misses(summaries))
     lines = ["| set | images (fractured) | ROC AUC (95% CI) | sensitivity | specificity (95% CI) | pointing game (n) | "
              "flagged outside | AUC flagged / unflagged | targets missed |", "|---|---|---|---|---|---|---|---|---|"]
     for name, found in summaries.items():
