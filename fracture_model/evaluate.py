@@ -61,8 +61,8 @@ BOX_COLOUR = (255, 0, 255)
 """Magenta: not in the jet colour map, so the boxes stay visible over the heatmap."""
 SANITY_IMAGES = 16
 """Fractured test images (evenly spaced by image ID) used for the weight-randomisation check."""
-POINTING_TARGET = 0.70
-"""Pointing-game hit rate the default method should reach (issue 4)."""
+POINTING_TARGET = 0.75
+"""Pointing-game hit rate the default method should reach (issue 4 asked 0.70; issue 9 raised it to 0.75)."""
 HEATMAP_BATCH = 8
 
 OUTCOMES = {(1, 1): "true positive", (0, 1): "false positive", (0, 0): "true negative", (1, 0): "false negative"}

@@ -162,7 +162,8 @@ def localisation_section(results: dict, card: dict) -> None:
             "**The model was taught where to look.** During training, a second loss asked the class activation "
             "map (which for this network is exactly its Grad-CAM) to peak within the pointing tolerance of the "
             f"fracture boxes (weight {supervision['weight']:g}). Only the training split's boxes were used; the "
-            "test boxes measured here were never seen, and the epoch was chosen by validation ROC AUC alone."
+            "test boxes measured here were never seen: epochs and models were chosen on the validation split "
+            "alone."
         )
     default = found["by_method"].get(found.get("default_method", DEFAULT_METHOD))
     target = found.get("target", {})
